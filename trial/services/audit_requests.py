@@ -1,0 +1,27 @@
+"""Who may read the audit trail, and the data manager's request to verify it in the background."""
+
+from django.db import transaction
+
+from trial.models import AuditEntry, AuditVerification
+from trial.roles import Role, has_role, is_blinded
+
+from .access import require_role
+
+
+def audit_entries_visible_to(user):
+    """Data managers and statisticians read the trail; entries that reveal an arm never reach blinded users."""
+    if not has_role(user, Role.DATA_MANAGER, Role.STATISTICIAN):
+        return AuditEntry.objects.none()
+    entries = AuditEntry.objects.all()
+    if is_blinded(user):
+        entries = entries.filter(reveals_allocation=False)
+    return entries
+
+
+def request_verification(actor) -> AuditVerification:
+    from trial.tasks import verify_audit_chain
+
+    require_role(actor, Role.DATA_MANAGER, action="verify the audit trail")
+    run = AuditVerification.objects.create(requested_by=actor)
+    transaction.on_commit(lambda: verify_audit_chain.delay(run.pk))
+    return run

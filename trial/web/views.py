@@ -1,0 +1,197 @@
+"""Pages for people. Every view asks the same services as the API, so the server enforces roles."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from trial.models import AuditVerification, Site
+from trial.roles import Role, has_role, roles_of
+from trial.services import corrections, enrolment, randomisation
+from trial.services.access import can_see_allocation, patients_visible_to, site_ids_of
+from trial.services.audit_requests import audit_entries_visible_to, request_verification
+from trial.services.errors import TrialError
+from trial.services.trials import default_trial
+
+from .forms import CorrectionForm, EnrolmentForm, LookupForm, SignatureForm
+
+STAFF = (Role.COORDINATOR, Role.PHYSICIAN, Role.STATISTICIAN, Role.DATA_MANAGER)
+
+
+def _require(request, *roles):
+    if not has_role(request.user, *roles):
+        raise PermissionDenied("Your role may not open this page.")
+
+
+def _trial_or_none():
+    try:
+        return default_trial()
+    except TrialError:
+        return None
+
+
+@login_required
+def home(request):
+    trial = _trial_or_none()
+    visible = patients_visible_to(request.user).select_related("site", "physician")
+    context = {"trial": trial, "roles": roles_of(request.user)}
+    if has_role(request.user, *STAFF) and Role.PANEL not in roles_of(request.user):
+        context["awaiting"] = visible.filter(status="enrolled")[:20]
+        context["recent"] = visible.filter(status="randomised").order_by("-allocation__randomised_at")[:10]
+        context["counts"] = {"enrolled": visible.count(), "randomised": visible.filter(status="randomised").count()}
+    if has_role(request.user, Role.DATA_MANAGER):
+        context["verification"] = AuditVerification.objects.first()
+    return render(request, "trial/home.html", context)
+
+
+@login_required
+def patient_list(request):
+    _require(request, *STAFF)
+    patients = patients_visible_to(request.user).select_related("site", "physician", "allocation")
+    status = request.GET.get("status")
+    if status in ("enrolled", "randomised"):
+        patients = patients.filter(status=status)
+    rows = [(p, p.allocation if can_see_allocation(request.user, p) else None) for p in patients]
+    return render(request, "trial/patient_list.html", {"rows": rows, "status": status})
+
+
+@login_required
+def patient_enrol(request):
+    _require(request, Role.COORDINATOR)
+    trial = _trial_or_none()
+    if trial is None:
+        messages.error(request, "No trial is open for enrolment.")
+        return redirect("home")
+    sites = Site.objects.filter(pk__in=site_ids_of(request.user), trials=trial)
+    form = EnrolmentForm(request.POST or None, trial=trial, sites=sites)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        physician = enrolment.physicians_at(data["site"]).filter(username=data["physician"]).first()
+        try:
+            patient = enrolment.enrol(
+                actor=request.user,
+                trial=trial,
+                site=data["site"],
+                hospital_id=data["hospital_id"],
+                physician=physician,
+                eligibility=form.eligibility(),
+                consent_date=data["consent_date"],
+                consent_form_version=data["consent_form_version"],
+                strata=form.strata(),
+            )
+        except TrialError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Enrolled as {patient.trial_number}. Randomise when ready.")
+            return redirect("patient-detail", pk=patient.pk)
+    return render(request, "trial/patient_enrol.html", {"form": form, "trial": trial})
+
+
+@login_required
+def patient_detail(request, pk):
+    _require(request, *STAFF)
+    patient = get_object_or_404(patients_visible_to(request.user).select_related("site", "physician"), pk=pk)
+    allocation = patient.allocation if can_see_allocation(request.user, patient) else None
+    context = {
+        "patient": patient,
+        "strata": patient.effective_strata(),
+        "allocation": allocation,
+        "corrections": allocation.corrections.select_related("corrected_by") if allocation else [],
+        "randomise_form": SignatureForm(),
+        "correction_form": CorrectionForm(trial=patient.trial),
+        "can_randomise": has_role(request.user, Role.COORDINATOR) and patient.status == "enrolled",
+        "can_correct": has_role(request.user, Role.DATA_MANAGER) and allocation is not None,
+    }
+    return render(request, "trial/patient_detail.html", context)
+
+
+@login_required
+@require_POST
+def patient_randomise(request, pk):
+    _require(request, Role.COORDINATOR)
+    patient = get_object_or_404(patients_visible_to(request.user), pk=pk)
+    form = SignatureForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Enter your password to sign the randomisation.")
+        return redirect("patient-detail", pk=pk)
+    try:
+        allocation = randomisation.randomise(
+            actor=request.user, patient=patient, password=form.cleaned_data["password"]
+        )
+    except TrialError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{patient.trial_number} randomised: {allocation.arm_label}.")
+    return redirect("patient-detail", pk=pk)
+
+
+@login_required
+@require_POST
+def patient_correct(request, pk):
+    _require(request, Role.DATA_MANAGER)
+    patient = get_object_or_404(patients_visible_to(request.user), pk=pk)
+    form = CorrectionForm(request.POST, trial=patient.trial)
+    if not form.is_valid():
+        messages.error(request, " ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("patient-detail", pk=pk)
+    data = form.cleaned_data
+    try:
+        corrections.correct_stratum(
+            actor=request.user,
+            patient=patient,
+            factor=data["factor"],
+            level=data["level"],
+            reason=data["reason"],
+            password=data["password"],
+        )
+    except TrialError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Correction of {data['factor']} recorded and signed.")
+    return redirect("patient-detail", pk=pk)
+
+
+@login_required
+def patient_lookup(request):
+    _require(request, Role.COORDINATOR, Role.DATA_MANAGER)
+    form = LookupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = enrolment.find_by_hospital_id(
+                actor=request.user, trial=default_trial(), hospital_id=form.cleaned_data["hospital_id"]
+            )
+        except TrialError as exc:
+            form.add_error(None, exc.message)
+        else:
+            return redirect("patient-detail", pk=patient.pk)
+    return render(request, "trial/patient_lookup.html", {"form": form})
+
+
+@login_required
+def audit_list(request):
+    _require(request, Role.DATA_MANAGER, Role.STATISTICIAN)
+    entries = audit_entries_visible_to(request.user).order_by("-seq")
+    model = request.GET.get("model")
+    if model:
+        entries = entries.filter(model=model)
+    return render(
+        request,
+        "trial/audit_list.html",
+        {
+            "entries": entries[:200],
+            "model": model,
+            "verifications": AuditVerification.objects.select_related("requested_by")[:5],
+        },
+    )
+
+
+@login_required
+@require_POST
+def audit_verify(request):
+    try:
+        request_verification(request.user)
+    except TrialError as exc:
+        raise PermissionDenied(exc.message) from exc
+    messages.info(request, "Verification queued; a background worker recomputes the hash chain.")
+    return redirect("audit-list")
