@@ -1,0 +1,38 @@
+# ContourTrial: `make demo` runs the app with demo data; `make test` sets up and runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/contourtrial
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: setup demo test lint services simulate clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+setup: $(BIN)/.installed
+
+demo: setup
+	scripts/demo.sh
+
+services:
+	scripts/ensure-services.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup services lint
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) CONTOURTRIAL_TESTING=1 \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+simulate: setup
+	for method in blocks minimisation; do \
+		DEBUG=1 $(BIN)/python manage.py simulate_randomisation --method $$method --patients 200 --runs 1000 --seed 2026 --json; \
+	done
+
+clean:
+	rm -rf $(VENV) var
