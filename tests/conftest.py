@@ -27,7 +27,7 @@ def make_user(username: str, role: Role | None, sites=()):
         username=username, password=PASSWORD, first_name=username.title(), last_name="Tester"
     )
     if role is not None:
-        user.groups.add(Group.objects.get(name=role.value))
+        user.groups.add(Group.objects.get_or_create(name=role.value)[0])
     for code in sites:
         SiteMembership(user=user, site=Site.objects.get(code=code)).save()
     return user

@@ -8,10 +8,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from trial.models import Site, Trial
+from trial.models import AuditVerification, Site, Trial
 from trial.roles import Role
 from trial.services import corrections, enrolment, randomisation
-from trial.services.access import patients_visible_to, require_role
+from trial.services.access import patients_visible_to
 from trial.services.audit_requests import audit_entries_visible_to, request_verification
 from trial.services.errors import InvalidInput
 from trial.services.trials import default_trial
@@ -36,6 +36,8 @@ class TrialViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class SiteViewSet(viewsets.ReadOnlyModelViewSet):
+    """Sites taking part in trials (codes are the site stratum's levels)."""
+
     queryset = Site.objects.all()
     serializer_class = s.SiteSerializer
 
@@ -161,14 +163,9 @@ class AuditEntryViewSet(viewsets.ReadOnlyModelViewSet):
 class AuditVerificationViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Background re-computation of the audit hash chain (data managers)."""
 
+    queryset = AuditVerification.objects.select_related("requested_by")
     serializer_class = s.AuditVerificationSerializer
     permission_classes = [role_required(Role.DATA_MANAGER)]
-
-    def get_queryset(self):
-        require_role(self.request.user, Role.DATA_MANAGER, action="read audit verifications")
-        from trial.models import AuditVerification
-
-        return AuditVerification.objects.select_related("requested_by")
 
     @extend_schema(request=None, responses={202: s.AuditVerificationSerializer})
     def create(self, request):
