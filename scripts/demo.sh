@@ -4,19 +4,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-mkdir -p var
-if [ ! -f var/demo.env ]; then
+VAR=${CONTOURTRIAL_VAR_DIR:-$PWD/var}
+PORT=${PORT:-8000}
+mkdir -p "$VAR"
+if [ ! -f "$VAR/demo.env" ]; then
     umask 077
     {
         echo "SECRET_KEY=$($BIN/python -c 'import secrets; print(secrets.token_urlsafe(50))')"
         echo "PATIENT_ID_KEY=$($BIN/python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-    } > var/demo.env
+    } > "$VAR/demo.env"
 fi
 set -a
 # shellcheck disable=SC1091
-source var/demo.env
+source "$VAR/demo.env"
+CONTOURTRIAL_VAR_DIR=$VAR
 CELERY_BROKER_URL=${CELERY_BROKER_URL:-filesystem://}
-DATABASE_URL=${DATABASE_URL:-sqlite:///$PWD/var/contourtrial.sqlite3}
+DATABASE_URL=${DATABASE_URL:-sqlite:///$VAR/contourtrial.sqlite3}
+ALLOWED_HOSTS=${ALLOWED_HOSTS:-127.0.0.1,localhost}
+CSRF_TRUSTED_ORIGINS=${CSRF_TRUSTED_ORIGINS:-http://127.0.0.1:$PORT,http://localhost:$PORT}
 set +a
 
 $BIN/python manage.py migrate --noinput -v0
@@ -27,5 +32,5 @@ $BIN/celery -A config worker -Q default,inference --pool=solo --loglevel=warning
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null || true' EXIT INT TERM
 echo
-echo "ContourTrial demo on http://127.0.0.1:8000  (API docs: /api/docs/; stop with Ctrl-C)"
-$BIN/gunicorn config.wsgi --bind 127.0.0.1:8000 --workers 2 --access-logfile - --log-level warning
+echo "ContourTrial demo on http://127.0.0.1:$PORT  (API docs: /api/docs/; stop with Ctrl-C)"
+$BIN/gunicorn config.wsgi --bind "127.0.0.1:$PORT" --workers 2 --access-logfile - --log-level warning

@@ -1,0 +1,81 @@
+"""`make demo`'s script on a fresh directory: it migrates, seeds, serves and runs a worker."""
+
+import http.cookiejar
+import os
+import re
+import signal
+import socket
+import subprocess
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.processes import ROOT, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Browser:
+    """A cookie-keeping HTTP client that posts forms with their CSRF token, as a browser would."""
+
+    def __init__(self, base):
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def get(self, path) -> str:
+        with self.opener.open(self.base + path, timeout=20) as response:
+            return response.read().decode()
+
+    def post(self, path, fields, referer_path) -> str:
+        page = self.get(referer_path)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        data = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": token}).encode()
+        request = urllib.request.Request(self.base + path, data=data, headers={"Referer": self.base + referer_path})
+        with self.opener.open(request, timeout=20) as response:
+            return response.read().decode()
+
+
+def test_demo_serves_seeded_roles_and_its_worker_runs_tasks(tmp_path):
+    port = _free_port()
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "CONTOURTRIAL_TESTING"}
+    }
+    env.update({"CONTOURTRIAL_VAR_DIR": str(tmp_path), "PORT": str(port)})
+    log = (tmp_path / "demo.log").open("w")
+    demo = subprocess.Popen(["scripts/demo.sh"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def up():
+            try:
+                return urllib.request.urlopen(base + "/accounts/login/", timeout=2).status == 200
+            except OSError:
+                return False
+
+        wait_for(up, timeout=120, what="the demo server")
+        output = (tmp_path / "demo.log").read_text()
+        for username in ("coordinator", "physician", "panel", "statistician", "datamanager"):
+            assert f"{username}-demo" in output
+
+        browser = Browser(base)
+        browser.post(
+            "/accounts/login/", {"username": "datamanager", "password": "datamanager-demo"}, "/accounts/login/"
+        )
+        assert "Data manager" in browser.get("/")
+        assert "HN-0001" in browser.get("/patients/")
+        browser.post("/audit/verify/", {}, "/audit/")
+        wait_for(lambda: "intact (" in browser.get("/audit/"), timeout=60, what="the demo worker's verification")
+        css = urllib.request.urlopen(base + "/static/css/app.css", timeout=5)
+        assert css.status == 200
+    finally:
+        os.killpg(demo.pid, signal.SIGTERM)
+        demo.wait(timeout=30)
+        log.close()
