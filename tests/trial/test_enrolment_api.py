@@ -112,7 +112,8 @@ def test_coordinator_of_another_site_can_neither_see_nor_randomise(world):
     other = world.client(world.coordinator_ode)
     assert other.get(f"/api/v1/patients/{patient.pk}/").status_code == 404
     response = other.post(f"/api/v1/patients/{patient.pk}/randomise/", {"password": PASSWORD}, format="json")
-    assert response.status_code == 404
+    assert response.status_code == 403
+    assert "You coordinate site(s) ODE, not AAR" in response.json()["detail"]
     assert not Allocation.objects.exists()
     found = other.post("/api/v1/patients/lookup/", {"hospital_id": "H1"}, format="json")
     assert found.status_code == 403 and "not AAR" in found.json()["detail"]
@@ -150,3 +151,37 @@ def test_the_clear_hospital_id_is_stored_nowhere(world):
             assert cursor.fetchone()[0] == 0, table
             cursor.execute(f'SELECT count(*) FROM "{table}" t WHERE upper(t::text) LIKE %s', ["%CLEAR-ID-4711%"])  # noqa: S608
             assert cursor.fetchone()[0] == 0, table
+
+
+def test_coordinator_changes_strata_before_randomisation_with_a_reason(world):
+    patient = enrol(world.trial, world.coordinator, world.physician, "S1", subsite="larynx", t_stage="T1-2")
+    api = world.client(world.coordinator)
+    url = f"/api/v1/patients/{patient.pk}/strata/"
+    body = {"strata": {"subsite": "larynx", "t_stage": "T3-4"}, "reason": "MRI shows cartilage invasion"}
+    response = api.post(url, body, format="json")
+    assert response.status_code == 200 and response.json()["strata"]["t_stage"] == "T3-4"
+    entry = AuditEntry.objects.filter(model="trial.patient", action="update").latest("seq")
+    assert entry.reason == "MRI shows cartilage invasion"
+    assert entry.changes["strata"][0]["t_stage"] == "T1-2" and entry.changes["strata"][1]["t_stage"] == "T3-4"
+
+    refused = api.post(url, {**body, "reason": "x"}, format="json")
+    assert refused.status_code == 400 and "reason" in refused.json()["detail"]
+    bad_level = api.post(
+        url, {"strata": {"subsite": "lung", "t_stage": "T3-4"}, "reason": "a good reason"}, format="json"
+    )
+    assert bad_level.status_code == 400 and "'lung' is not a level" in bad_level.json()["detail"]
+
+    randomise = api.post(f"/api/v1/patients/{patient.pk}/randomise/", {"password": PASSWORD}, format="json")
+    assert randomise.json()["allocation"]["strata_as_randomised"]["t_stage"] == "T3-4"
+    frozen = api.post(
+        url, {"strata": {"subsite": "larynx", "t_stage": "T1-2"}, "reason": "changed my mind"}, format="json"
+    )
+    assert frozen.status_code == 409 and "frozen" in frozen.json()["detail"]
+
+
+def test_only_statisticians_and_data_managers_see_the_method(world):
+    for user, sees in ((world.coordinator, False), (world.physician, False), (world.panel, False),
+                       (world.statistician, True), (world.data_manager, True)):  # fmt: skip
+        trial = world.client(user).get(f"/api/v1/trials/{world.trial.pk}/").json()
+        assert ("randomisation_method" in trial) is sees
+        assert "block_sizes" not in trial and "seed" not in trial

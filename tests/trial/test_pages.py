@@ -39,6 +39,10 @@ def test_coordinator_enrols_and_randomises_through_the_pages(world):
     page = client.get(f"/patients/{patient.pk}/").content.decode()
     assert "Sign and randomise" in page and "Allocation" not in page
 
+    client.post(f"/patients/{patient.pk}/strata/", {"stratum_subsite": "larynx", "stratum_t_stage": "T3-4",
+                                                    "reason": "Re-staged at tumour board"})  # fmt: skip
+    patient.refresh_from_db()
+    assert patient.strata["t_stage"] == "T3-4"
     client.post(f"/patients/{patient.pk}/randomise/", {"password": PASSWORD})
     allocation = Allocation.objects.get()
     page = client.get(f"/patients/{patient.pk}/").content.decode()
@@ -74,7 +78,8 @@ def test_physician_sees_own_patients_and_arm_but_cannot_randomise(world):
     assert mine.trial_number in listing and other.trial_number not in listing
     assert client.get(f"/patients/{other.pk}/").status_code == 404
     assert client.post(f"/patients/{mine.pk}/randomise/", {"password": PASSWORD}).status_code == 403
-    assert client.get("/patients/enrol/").status_code == 403
+    refused = client.get("/patients/enrol/")
+    assert refused.status_code == 403 and "Your role may not open this page" in refused.content.decode()
 
 
 def test_data_manager_corrects_through_the_page_and_reads_the_audit_trail(world):

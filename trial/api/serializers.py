@@ -74,6 +74,15 @@ class TrialSerializer(serializers.ModelSerializer):
         return trial.allocations.count()
 
 
+class TrialDesignSerializer(TrialSerializer):
+    """For statisticians and data managers: the method and its public parameter. Never the seed or blocks."""
+
+    randomisation_method = serializers.CharField(source="method")
+
+    class Meta(TrialSerializer.Meta):
+        fields = [*TrialSerializer.Meta.fields, "randomisation_method", "preferred_arm_probability"]
+
+
 class SignatureSerializer(serializers.ModelSerializer):
     class Meta:
         model = Signature
@@ -198,6 +207,11 @@ class PasswordSerializer(serializers.Serializer):
         style={"input_type": "password"},
         help_text="Your password, re-entered as your electronic signature.",
     )
+
+
+class StrataUpdateSerializer(serializers.Serializer):
+    strata = serializers.DictField(child=serializers.CharField(), help_text="Level per stratification factor.")
+    reason = serializers.CharField(help_text="Why the recorded strata change.")
 
 
 class CorrectionInputSerializer(PasswordSerializer):

@@ -8,10 +8,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from trial.models import AuditVerification, Site, Trial
-from trial.roles import Role
+from trial.models import AuditVerification, Patient, Site, Trial
+from trial.roles import Role, has_role, is_blinded
 from trial.services import corrections, enrolment, randomisation
-from trial.services.access import patients_visible_to
+from trial.services.access import explain_refusal, patients_visible_to
 from trial.services.audit_requests import audit_entries_visible_to, request_verification
 from trial.services.errors import InvalidInput
 from trial.services.trials import default_trial
@@ -32,7 +32,11 @@ class TrialViewSet(viewsets.ReadOnlyModelViewSet):
     """The trial's public design (arms, ratio, strata, eligibility, consent versions). No randomisation secrets."""
 
     queryset = Trial.objects.prefetch_related("sites").order_by("pk")
-    serializer_class = s.TrialSerializer
+
+    def get_serializer_class(self):
+        if has_role(self.request.user, Role.STATISTICIAN, Role.DATA_MANAGER) and not is_blinded(self.request.user):
+            return s.TrialDesignSerializer
+        return s.TrialSerializer
 
 
 class SiteViewSet(viewsets.ReadOnlyModelViewSet):
@@ -136,9 +140,25 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
+    @extend_schema(
+        request=s.StrataUpdateSerializer,
+        responses=s.PatientSerializer,
+        summary="Change recorded strata before randomisation (coordinator, with a reason)",
+    )
+    @action(detail=True, methods=["post"], permission_classes=[role_required(Role.COORDINATOR)])
+    def strata(self, request, pk=None):
+        data = self._valid(s.StrataUpdateSerializer)
+        patient = enrolment.update_strata(
+            actor=request.user, patient=self._patient(pk), strata=data["strata"], reason=data["reason"]
+        )
+        return Response(self._out(patient))
+
     def _patient(self, pk):
-        """Object permission: the patient must be visible to the caller, else 404."""
-        return get_object_or_404(patients_visible_to(self.request.user), pk=pk)
+        """Object permission for actions: a patient the caller may not act on gets a 403 that says why."""
+        patient = patients_visible_to(self.request.user).filter(pk=pk).first()
+        if patient is None:
+            explain_refusal(self.request.user, get_object_or_404(Patient, pk=pk))
+        return patient
 
     def _out(self, patient) -> dict:
         patient.refresh_from_db()

@@ -44,3 +44,12 @@ def require_coordinator_of(user, site: Site, action: str) -> None:
     if site.pk not in site_ids_of(user):
         mine = ", ".join(sorted(Site.objects.filter(pk__in=site_ids_of(user)).values_list("code", flat=True))) or "none"
         raise NotAllowed(f"You coordinate site(s) {mine}, not {site.code}: you may not {action} there.")
+
+
+def explain_refusal(user, patient: Patient):
+    """Raise a 403 naming why `user` may not act on `patient` (called only when it is not visible)."""
+    if has_role(user, Role.COORDINATOR):
+        require_coordinator_of(user, patient.site, action=f"act on {patient.trial_number}")
+    if has_role(user, Role.PHYSICIAN):
+        raise NotAllowed(f"{patient.trial_number} is not assigned to you.")
+    raise NotAllowed("Your role may not act on patients.")

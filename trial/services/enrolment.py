@@ -121,3 +121,24 @@ def physicians_at(site: Site):
         .objects.filter(groups__name=Role.PHYSICIAN.value, site_memberships__site=site, is_active=True)
         .order_by("last_name", "username")
     )
+
+
+def update_strata(*, actor, patient: Patient, strata: dict, reason: str) -> Patient:
+    """Correct strata recorded at enrolment; after randomisation they are frozen (see corrections)."""
+    require_coordinator_of(actor, patient.site, action=f"change {patient.trial_number}'s strata")
+    reason = (reason or "").strip()
+    if len(reason) < 10:
+        raise InvalidInput("Give the reason for changing the recorded strata (at least 10 characters).")
+    with transaction.atomic(), audit_context(actor, reason=reason):
+        patient = Patient.objects.select_for_update().select_related("site", "trial").get(pk=patient.pk)
+        if patient.status != Patient.Status.ENROLLED:
+            raise Conflict(
+                f"{patient.trial_number} is randomised: its strata are frozen. "
+                "A data manager records a correction instead."
+            )
+        levels = patient_strata(patient.trial, patient.site, strata)
+        if levels == patient.strata:
+            raise InvalidInput(f"{patient.trial_number}'s strata are already {levels}; nothing to change.")
+        patient.strata = levels
+        patient.save()
+    return patient

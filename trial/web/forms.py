@@ -63,6 +63,28 @@ class EnrolmentForm(forms.Form):
         return [self[f"stratum_{f['name']}"] for f in self.trial.strata_factors if f["name"] != "site"]
 
 
+class StrataForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), min_length=10)
+
+    def __init__(self, *args, trial: Trial, initial_strata: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.trial = trial
+        for factor in _non_site_factors(trial):
+            self.fields[f"stratum_{factor['name']}"] = forms.ChoiceField(
+                label=factor["label"],
+                choices=[(lv["code"], lv["label"]) for lv in factor["levels"]],
+                initial=initial_strata.get(factor["name"]),
+            )
+        self.order_fields([*(f"stratum_{f['name']}" for f in _non_site_factors(trial)), "reason"])
+
+    def strata(self) -> dict:
+        return {f["name"]: self.cleaned_data[f"stratum_{f['name']}"] for f in _non_site_factors(self.trial)}
+
+
+def _non_site_factors(trial: Trial) -> list[dict]:
+    return [factor for factor in trial.strata_factors if factor["name"] != "site"]
+
+
 class SignatureForm(forms.Form):
     password = forms.CharField(
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),

@@ -14,7 +14,7 @@ from trial.services.audit_requests import audit_entries_visible_to, request_veri
 from trial.services.errors import TrialError
 from trial.services.trials import default_trial
 
-from .forms import CorrectionForm, EnrolmentForm, LookupForm, SignatureForm
+from .forms import CorrectionForm, EnrolmentForm, LookupForm, SignatureForm, StrataForm
 
 STAFF = (Role.COORDINATOR, Role.PHYSICIAN, Role.STATISTICIAN, Role.DATA_MANAGER)
 
@@ -102,6 +102,7 @@ def patient_detail(request, pk):
         "correction_form": CorrectionForm(trial=patient.trial),
         "can_randomise": has_role(request.user, Role.COORDINATOR) and patient.status == "enrolled",
         "can_correct": has_role(request.user, Role.DATA_MANAGER) and allocation is not None,
+        "strata_form": StrataForm(trial=patient.trial, initial_strata=patient.strata),
     }
     return render(request, "trial/patient_detail.html", context)
 
@@ -149,6 +150,26 @@ def patient_correct(request, pk):
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Correction of {data['factor']} recorded and signed.")
+    return redirect("patient-detail", pk=pk)
+
+
+@login_required
+@require_POST
+def patient_strata(request, pk):
+    _require(request, Role.COORDINATOR)
+    patient = get_object_or_404(patients_visible_to(request.user), pk=pk)
+    form = StrataForm(request.POST, trial=patient.trial, initial_strata=patient.strata)
+    if not form.is_valid():
+        messages.error(request, " ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("patient-detail", pk=pk)
+    try:
+        enrolment.update_strata(
+            actor=request.user, patient=patient, strata=form.strata(), reason=form.cleaned_data["reason"]
+        )
+    except TrialError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Strata changed; the change and its reason are in the audit trail.")
     return redirect("patient-detail", pk=pk)
 
 
