@@ -116,10 +116,10 @@ def sort_slices(datasets: Sequence) -> list:
         distances = np.diff([p[0] for p in positioned])
         for d, (_, _, ds) in zip(distances, positioned[1:], strict=True):
             if d < POSITION_TOLERANCE_MM:
+                x, y, z = (float(v) for v in ds.ImagePositionPatient)
                 raise SeriesError(
-                    f"{_describe(ds)}: duplicated slice position {positioned[0][0] + 0:.2f}… "
-                    f"(two images at {float(ds.ImagePositionPatient[0]):.2f}, "
-                    f"{float(ds.ImagePositionPatient[1]):.2f}, {float(ds.ImagePositionPatient[2]):.2f})."
+                    f"{_describe(ds)}: duplicated slice position ({x:.2f}, {y:.2f}, {z:.2f}) mm: "
+                    "two images lie at the same place."
                 )
         step = float(np.median(distances))
         for d, (proj, _, ds) in zip(distances, positioned[1:], strict=True):
