@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/contourtrial
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup demo test lint services simulate clean
+.PHONY: setup demo test lint services system-packages simulate bench-ingest clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,14 @@ demo: setup
 services:
 	scripts/ensure-services.sh
 
+system-packages:
+	scripts/install-system-packages.sh
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup services lint
+test: setup system-packages services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) CONTOURTRIAL_TESTING=1 \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -33,6 +36,9 @@ simulate: setup
 	for method in blocks minimisation; do \
 		DEBUG=1 $(BIN)/python manage.py simulate_randomisation --method $$method --patients 200 --runs 1000 --seed 2026 --json; \
 	done
+
+bench-ingest: setup services
+	$(BIN)/python bench/ingest_bench.py
 
 clean:
 	rm -rf $(VENV) var

@@ -44,6 +44,11 @@ SECRET_KEY = _secret("SECRET_KEY")
 # Key of the HMAC that turns a hospital patient id into a lookup hash; the clear id is never stored.
 PATIENT_ID_KEY = _secret("PATIENT_ID_KEY").encode()
 
+# Salt of the deterministic pseudonymous UID remapping and per-patient date shift (DICOM PS3.15 Annex E).
+DEID_SALT = _secret("DEID_SALT").encode()
+# Key that encrypts the original patient identity kept for re-identifying exports to the planning system.
+IDENTITY_KEY = _secret("IDENTITY_KEY").encode()
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
 
@@ -133,6 +138,20 @@ STORAGES = {
 if TESTING:
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 MEDIA_ROOT = Path(os.environ.get("STORAGE_DIR", VAR_DIR / "storage"))
+
+# DICOM networking: our C-STORE receiver, and the treatment planning system that receives exports.
+DICOM_AE_TITLE = os.environ.get("DICOM_AE_TITLE", "CONTOURTRIAL")
+DICOM_PORT = int(os.environ.get("DICOM_PORT", "11112"))
+TPS_AE_TITLE = os.environ.get("TPS_AE_TITLE", "")
+TPS_HOST = os.environ.get("TPS_HOST", "")
+TPS_PORT = int(os.environ.get("TPS_PORT", "104"))
+# Upload limits: a zip is refused when it would unpack beyond these (zip bombs, runaway uploads).
+UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(2 * 1024**3)))
+UPLOAD_MAX_FILES = int(os.environ.get("UPLOAD_MAX_FILES", "5000"))
+UPLOAD_MAX_COMPRESSION_RATIO = int(os.environ.get("UPLOAD_MAX_COMPRESSION_RATIO", "200"))
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
+DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -7,13 +7,10 @@ BIN=.venv/bin
 VAR=${CONTOURTRIAL_VAR_DIR:-$PWD/var}
 PORT=${PORT:-8000}
 mkdir -p "$VAR"
-if [ ! -f "$VAR/demo.env" ]; then
-    umask 077
-    {
-        echo "SECRET_KEY=$($BIN/python -c 'import secrets; print(secrets.token_urlsafe(50))')"
-        echo "PATIENT_ID_KEY=$($BIN/python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-    } > "$VAR/demo.env"
-fi
+touch "$VAR/demo.env" && chmod 600 "$VAR/demo.env"
+for key in SECRET_KEY PATIENT_ID_KEY DEID_SALT IDENTITY_KEY; do  # secrets made once per demo folder
+    grep -q "^$key=" "$VAR/demo.env" || echo "$key=$($BIN/python -c 'import secrets; print(secrets.token_urlsafe(48))')" >> "$VAR/demo.env"
+done
 set -a
 # shellcheck disable=SC1091
 source "$VAR/demo.env"

@@ -34,6 +34,10 @@ class SiteMembership(AuditedModel):
         return f"{self.user} @ {self.site.code}"
 
 
+def default_required_modalities() -> list[str]:
+    return ["CT", "PT"]
+
+
 class Trial(AuditedModel):
     class Method(models.TextChoices):
         BLOCKS = "blocks", "Stratified permuted blocks (random block sizes)"
@@ -55,6 +59,8 @@ class Trial(AuditedModel):
     consent_form_versions = models.JSONField(default=list)
     sites = models.ManyToManyField(Site, related_name="trials")
     is_open = models.BooleanField(default=True)
+    # DICOM modalities a patient needs before delineation can start ("CT", "PT", "MR").
+    required_modalities = models.JSONField(default=default_required_modalities)
 
     def __str__(self):
         return f"{self.name} ({self.protocol_id})"

@@ -43,11 +43,19 @@ def demo_password(username: str) -> str:
 class Command(BaseCommand):
     help = "Seed the demo trial with demo users of every role and synthetic patients. Safe to run again."
 
+    def add_arguments(self, parser):
+        parser.add_argument("--no-images", action="store_true", help="Skip the synthetic phantom images.")
+
     def handle(self, *args, **options):
         with transaction.atomic(), audit_context(None, reason="demo seed"):
             users = self._users()
             trial = self._trial()
         self._patients(trial, users)
+        if not options["no_images"]:
+            from imaging.demo_images import seed_demo_images
+
+            for line in seed_demo_images(trial, [hospital_id for hospital_id, *_ in DEMO_PATIENTS[:2]]):
+                self.stdout.write(line)
         self.stdout.write("\nDemo users (password = <username>-demo):")
         for username, _first, _last, role, sites in DEMO_USERS:
             where = f" at {', '.join(sites)}" if sites else ""
