@@ -54,7 +54,10 @@ class Series(AuditedModel):
         verbose_name_plural = "series"
 
     def __str__(self):
-        return f"{self.modality} {self.description or self.series_instance_uid[-8:]} ({self.slices} slices)"
+        return f"{self.get_modality_label()} ({self.slices} slices)"
+
+    def get_modality_label(self) -> str:
+        return {"CT": "CT", "PT": "PET", "MR": "MR"}.get(self.modality, self.modality)
 
 
 class Instance(models.Model):

@@ -33,7 +33,7 @@ def test_upload_with_progress_then_series_listed(live_server, small_phantom, tmp
             page.click("#upload-form button[type=submit]")
         page.wait_for_selector("text=complete since")
         text = page.inner_text("main")
-    assert "CT" in text and "PT" in text and "40" in text
+    assert "CT" in text and "PET" in text and "40" in text
     assert sorted(Series.objects.values_list("modality", flat=True)) == ["CT", "PT"]
 
 

@@ -60,7 +60,7 @@ def test_demo_serves_seeded_roles_and_its_worker_runs_tasks(tmp_path):
             except OSError:
                 return False
 
-        wait_for(up, timeout=120, what="the demo server")
+        wait_for(up, timeout=300, what="the demo server (migrate, seed with phantom images)")
         output = (tmp_path / "demo.log").read_text()
         for username in ("coordinator", "physician", "panel", "statistician", "datamanager"):
             assert f"{username}-demo" in output
@@ -71,6 +71,8 @@ def test_demo_serves_seeded_roles_and_its_worker_runs_tasks(tmp_path):
         )
         assert "Data manager" in browser.get("/")
         assert "HN-0001" in browser.get("/patients/")
+        imaging = browser.get("/imaging/patients/1/")
+        assert "PET" in imaging and "512×512" in imaging and "complete since" in imaging
         browser.post("/audit/verify/", {}, "/audit/")
         wait_for(lambda: "intact (" in browser.get("/audit/"), timeout=60, what="the demo worker's verification")
         css = urllib.request.urlopen(base + "/static/css/app.css", timeout=5)
