@@ -27,7 +27,10 @@ $BIN/python manage.py seed_demo
 
 $BIN/celery -A config worker -Q default,inference --pool=solo --loglevel=warning &
 WORKER=$!
-trap 'kill $WORKER 2>/dev/null || true' EXIT INT TERM
+DICOM_PORT=${DICOM_PORT:-11112}
+$BIN/python manage.py dicom_listener --bind 127.0.0.1 --port "$DICOM_PORT" &
+LISTENER=$!
+trap 'kill $WORKER $LISTENER 2>/dev/null || true' EXIT INT TERM
 echo
-echo "ContourTrial demo on http://127.0.0.1:$PORT  (API docs: /api/docs/; stop with Ctrl-C)"
+echo "ContourTrial demo on http://127.0.0.1:$PORT  (API docs: /api/docs/; DICOM listener CONTOURTRIAL@127.0.0.1:$DICOM_PORT; stop with Ctrl-C)"
 $BIN/gunicorn config.wsgi --bind "127.0.0.1:$PORT" --workers 2 --access-logfile - --log-level warning

@@ -47,7 +47,8 @@ def test_demo_serves_seeded_roles_and_its_worker_runs_tasks(tmp_path):
     env = {
         k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "CONTOURTRIAL_TESTING"}
     }
-    env.update({"CONTOURTRIAL_VAR_DIR": str(tmp_path), "PORT": str(port)})
+    dicom_port = _free_port()
+    env.update({"CONTOURTRIAL_VAR_DIR": str(tmp_path), "PORT": str(port), "DICOM_PORT": str(dicom_port)})
     log = (tmp_path / "demo.log").open("w")
     demo = subprocess.Popen(["scripts/demo.sh"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # fmt: skip
@@ -75,6 +76,9 @@ def test_demo_serves_seeded_roles_and_its_worker_runs_tasks(tmp_path):
         assert "PET" in imaging and "512×512" in imaging and "complete since" in imaging
         browser.post("/audit/verify/", {}, "/audit/")
         wait_for(lambda: "intact (" in browser.get("/audit/"), timeout=60, what="the demo worker's verification")
+        echo = subprocess.run(["echoscu", "-aec", "CONTOURTRIAL", "127.0.0.1", str(dicom_port)], capture_output=True,
+                              timeout=30)  # fmt: skip
+        assert echo.returncode == 0, "the demo's DICOM listener answers C-ECHO"
         css = urllib.request.urlopen(base + "/static/css/app.css", timeout=5)
         assert css.status == 200
     finally:
