@@ -138,6 +138,22 @@ STORAGES = {
 if TESTING:
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 MEDIA_ROOT = Path(os.environ.get("STORAGE_DIR", VAR_DIR / "storage"))
+# Images go to the filesystem (MEDIA_ROOT) unless STORAGE_BACKEND=s3 selects S3-compatible object storage.
+# The listener's spool and the quarantine always stay on local disk (MEDIA_ROOT).
+if os.environ.get("STORAGE_BACKEND", "filesystem") == "s3":
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ["S3_BUCKET"],
+            "endpoint_url": os.environ.get("S3_ENDPOINT_URL") or None,
+            "access_key": os.environ.get("S3_ACCESS_KEY_ID"),
+            "secret_key": os.environ.get("S3_SECRET_ACCESS_KEY"),
+            "region_name": os.environ.get("S3_REGION") or None,
+            "default_acl": None,
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
 
 # DICOM networking: our C-STORE receiver, and the treatment planning system that receives exports.
 DICOM_AE_TITLE = os.environ.get("DICOM_AE_TITLE", "CONTOURTRIAL")

@@ -33,7 +33,12 @@ def reference_ct(patient: Patient) -> Series:
 
 
 def load_series_datasets(series: Series) -> list:
-    return [pydicom.dcmread(instance.file.path) for instance in series.instances.order_by("slice_index")]
+    """Read through the storage API, so filesystem and S3-compatible storage both work."""
+    datasets = []
+    for instance in series.instances.order_by("slice_index"):
+        with instance.file.open("rb") as handle:
+            datasets.append(pydicom.dcmread(handle))
+    return datasets
 
 
 def _uid_elements(ds: Dataset):
