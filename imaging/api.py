@@ -10,8 +10,9 @@ from rest_framework.response import Response
 
 from imaging import services
 from imaging.access import patients_with_images_for, series_visible_to
-from imaging.models import Instance, QuarantinedStudy, Series
+from imaging.models import Instance, QuarantinedStudy, Series, UidMapping
 from trial.api.permissions import role_required
+from trial.audit.recorder import record
 from trial.models import Patient
 from trial.roles import Role
 from trial.services.access import explain_refusal
@@ -147,6 +148,29 @@ class QuarantineViewSet(viewsets.ReadOnlyModelViewSet):
         data.is_valid(raise_exception=True)
         services.discard_quarantined(actor=request.user, record=self.get_object(), reason=data.validated_data["reason"])
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UidMappingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = UidMapping
+        fields = ["pseudonymous_uid", "original_uid"]
+
+
+@extend_schema(parameters=[OpenApiParameter("patient", int, required=True)])
+class UidMappingViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Original ↔ pseudonymous UIDs of one patient, for re-identification (data managers; each read is audited)."""
+
+    serializer_class = UidMappingSerializer
+    permission_classes = [role_required(Role.DATA_MANAGER)]
+
+    def get_queryset(self):
+        return UidMapping.objects.filter(patient_id=self.request.query_params.get("patient") or 0).order_by("pk")
+
+    def list(self, request, *args, **kwargs):
+        patient = get_object_or_404(Patient, pk=request.query_params.get("patient") or 0)
+        record(action="uid_map_read", model="trial.patient", object_pk=patient.pk, object_repr=str(patient),
+               changes={}, actor=request.user)  # fmt: skip
+        return super().list(request, *args, **kwargs)
 
 
 def _patient_for_sender(user, patient_id) -> Patient:

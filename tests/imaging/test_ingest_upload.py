@@ -119,3 +119,17 @@ def test_sending_the_same_series_twice_is_refused(world, small_phantom):
     again = _upload(api, patient, zip_of(small_phantom.ct_dir))
     assert again.status_code == 400 and "Already stored" in again.json()["detail"]
     assert Series.objects.count() == 1
+
+
+def test_uid_map_is_readable_by_data_managers_only_and_each_read_is_audited(world, small_phantom):
+    from trial.models import AuditEntry
+
+    patient = phantom_patient(world)
+    _upload(world.client(world.coordinator), patient, zip_of(small_phantom.ct_dir))
+    for user in (world.coordinator, world.physician, world.statistician, world.panel):
+        assert world.client(user).get(f"/api/v1/imaging/uid-map/?patient={patient.pk}").status_code == 403
+    response = world.client(world.data_manager).get(f"/api/v1/imaging/uid-map/?patient={patient.pk}")
+    assert response.status_code == 200 and response.json()["count"] >= 42  # 40 SOP + study + series + frame
+    original = pydicom.dcmread(sorted(small_phantom.ct_dir.glob("*.dcm"))[0])
+    assert original.SOPInstanceUID in {row["original_uid"] for row in response.json()["results"]}
+    assert AuditEntry.objects.filter(action="uid_map_read", actor_username="dm").count() == 1
