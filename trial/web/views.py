@@ -107,70 +107,59 @@ def patient_detail(request, pk):
     return render(request, "trial/patient_detail.html", context)
 
 
+def _patient_action(request, pk, role, make_form, act, invalid_message=None):
+    """POST handler shared by the patient page's signed forms: check role and form, call the service,
+    report the outcome as a message and return to the patient page."""
+    _require(request, role)
+    patient = get_object_or_404(patients_visible_to(request.user), pk=pk)
+    form = make_form(patient)
+    if not form.is_valid():
+        messages.error(request, invalid_message or " ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    else:
+        try:
+            messages.success(request, act(patient, form))
+        except TrialError as exc:
+            messages.error(request, exc.message)
+    return redirect("patient-detail", pk=pk)
+
+
 @login_required
 @require_POST
 def patient_randomise(request, pk):
-    _require(request, Role.COORDINATOR)
-    patient = get_object_or_404(patients_visible_to(request.user), pk=pk)
-    form = SignatureForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Enter your password to sign the randomisation.")
-        return redirect("patient-detail", pk=pk)
-    try:
+    def act(patient, form):
         allocation = randomisation.randomise(
             actor=request.user, patient=patient, password=form.cleaned_data["password"]
         )
-    except TrialError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{patient.trial_number} randomised: {allocation.arm_label}.")
-    return redirect("patient-detail", pk=pk)
+        return f"{patient.trial_number} randomised: {allocation.arm_label}."
+
+    return _patient_action(request, pk, Role.COORDINATOR, lambda patient: SignatureForm(request.POST), act,
+                           invalid_message="Enter your password to sign the randomisation.")  # fmt: skip
 
 
 @login_required
 @require_POST
 def patient_correct(request, pk):
-    _require(request, Role.DATA_MANAGER)
-    patient = get_object_or_404(patients_visible_to(request.user), pk=pk)
-    form = CorrectionForm(request.POST, trial=patient.trial)
-    if not form.is_valid():
-        messages.error(request, " ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
-        return redirect("patient-detail", pk=pk)
-    data = form.cleaned_data
-    try:
-        corrections.correct_stratum(
-            actor=request.user,
-            patient=patient,
-            factor=data["factor"],
-            level=data["level"],
-            reason=data["reason"],
-            password=data["password"],
-        )
-    except TrialError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Correction of {data['factor']} recorded and signed.")
-    return redirect("patient-detail", pk=pk)
+    def act(patient, form):
+        data = form.cleaned_data
+        corrections.correct_stratum(actor=request.user, patient=patient, factor=data["factor"], level=data["level"],
+                                    reason=data["reason"], password=data["password"])  # fmt: skip
+        return f"Correction of {data['factor']} recorded and signed."
+
+    return _patient_action(request, pk, Role.DATA_MANAGER,
+                           lambda patient: CorrectionForm(request.POST, trial=patient.trial), act)  # fmt: skip
 
 
 @login_required
 @require_POST
 def patient_strata(request, pk):
-    _require(request, Role.COORDINATOR)
-    patient = get_object_or_404(patients_visible_to(request.user), pk=pk)
-    form = StrataForm(request.POST, trial=patient.trial, initial_strata=patient.strata)
-    if not form.is_valid():
-        messages.error(request, " ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
-        return redirect("patient-detail", pk=pk)
-    try:
-        enrolment.update_strata(
-            actor=request.user, patient=patient, strata=form.strata(), reason=form.cleaned_data["reason"]
-        )
-    except TrialError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Strata changed; the change and its reason are in the audit trail.")
-    return redirect("patient-detail", pk=pk)
+    def act(patient, form):
+        enrolment.update_strata(actor=request.user, patient=patient, strata=form.strata(),
+                                reason=form.cleaned_data["reason"])  # fmt: skip
+        return "Strata changed; the change and its reason are in the audit trail."
+
+    return _patient_action(request, pk, Role.COORDINATOR,
+                           lambda patient: StrataForm(request.POST, trial=patient.trial, initial_strata=patient.strata),
+                           act)  # fmt: skip
 
 
 @login_required
