@@ -165,6 +165,9 @@ TPS_PORT = int(os.environ.get("TPS_PORT", "104"))
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(2 * 1024**3)))
 UPLOAD_MAX_FILES = int(os.environ.get("UPLOAD_MAX_FILES", "5000"))
 UPLOAD_MAX_COMPRESSION_RATIO = int(os.environ.get("UPLOAD_MAX_COMPRESSION_RATIO", "200"))
+# A forked helper process may share the work of large imports (imaging/ingest/helper.py). Off by default:
+# its benefit has not been measured on an idle machine yet (docs/PERFORMANCE.md).
+IMAGING_INGEST_HELPER_PROCESS = env_bool("IMAGING_INGEST_HELPER_PROCESS", False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES

@@ -1,13 +1,22 @@
 """Parse payloads into pydicom datasets and refuse what ContourTrial cannot use, naming the file."""
 
-import io
-
-import pydicom
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 
+from imaging.dicom.elements import value_of
+
 from .payloads import Payload
+from .reader import read
 
 IMAGE_MODALITIES = {"CT": "CT", "PT": "PET", "MR": "MR"}
+MODALITY, PIXEL_DATA, NUMBER_OF_FRAMES = 0x00080060, 0x7FE00010, 0x00280008
+ROWS, COLUMNS, SAMPLES_PER_PIXEL, BITS_ALLOCATED = 0x00280010, 0x00280011, 0x00280002, 0x00280100
+REQUIRED = tuple(
+    (keyword, tag_for_keyword(keyword))
+    for keyword in ("Rows", "Columns", "BitsAllocated", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID",
+                    "SOPClassUID")
+)  # fmt: skip
 
 
 class InputError(ValueError):
@@ -15,13 +24,20 @@ class InputError(ValueError):
 
 
 def _expected_pixel_bytes(ds) -> int:
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    return int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * frames * int(ds.BitsAllocated) // 8
+    frames = int(value_of(ds, NUMBER_OF_FRAMES, 1) or 1)
+    rows, columns = int(value_of(ds, ROWS)), int(value_of(ds, COLUMNS))
+    return rows * columns * int(value_of(ds, SAMPLES_PER_PIXEL, 1)) * frames * int(value_of(ds, BITS_ALLOCATED)) // 8
+
+
+def _pixel_bytes(ds) -> int:
+    """len(ds.PixelData), without decoding the (large) element when its bytes are at hand."""
+    element = ds._dict[PIXEL_DATA]
+    return len(element.value) if type(element) is RawDataElement and type(element.value) is bytes else len(ds.PixelData)
 
 
 def parse_payload(payload: Payload):
     try:
-        ds = pydicom.dcmread(io.BytesIO(payload.data))
+        ds = read(payload.data)
     except InvalidDicomError as exc:
         raise InputError(f"{payload.name}: not a DICOM file (no DICM preamble).") from exc
     except Exception as exc:  # pydicom raises many kinds on broken input
@@ -32,19 +48,18 @@ def parse_payload(payload: Payload):
 def check_image(ds, name: str):
     """Modality, SOP class and pixel data checks that apply to files from upload and C-STORE alike."""
     try:
-        modality = str(ds.get("Modality", "")).upper()
+        modality = str(value_of(ds, MODALITY, "")).upper()
         if modality not in IMAGE_MODALITIES:
             allowed = ", ".join(f"{code} ({label})" for code, label in IMAGE_MODALITIES.items())
             raise InputError(f"{name}: modality {modality or 'missing'} is not accepted; send {allowed} images.")
-        if "PixelData" not in ds:
+        if PIXEL_DATA not in ds._dict:
             raise InputError(f"{name}: has no pixel data.")
-        for keyword in ("Rows", "Columns", "BitsAllocated", "SOPInstanceUID", "SeriesInstanceUID",
-                        "StudyInstanceUID", "SOPClassUID"):  # fmt: skip
-            if keyword not in ds:
+        for keyword, tag in REQUIRED:
+            if tag not in ds._dict:
                 raise InputError(f"{name}: required attribute {keyword} is missing.")
-        if not ds.file_meta.TransferSyntaxUID.is_compressed and len(ds.PixelData) < _expected_pixel_bytes(ds):
+        if not ds.file_meta.TransferSyntaxUID.is_compressed and _pixel_bytes(ds) < _expected_pixel_bytes(ds):
             raise InputError(
-                f"{name}: pixel data is truncated ({len(ds.PixelData)} of {_expected_pixel_bytes(ds)} bytes)."
+                f"{name}: pixel data is truncated ({_pixel_bytes(ds)} of {_expected_pixel_bytes(ds)} bytes)."
             )
     except InputError:
         raise

@@ -5,17 +5,18 @@ removed again, so a refused batch leaves nothing behind.
 """
 
 import hashlib
-import io
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
 from imaging.dicom.deid import date_shift_for, deidentify
+from imaging.dicom.elements import uid_text, value_of
+from imaging.dicom.rewrite import encode_file_chunks
 from imaging.dicom.suv import SUVError, earliest_acquisition_datetime, suv_bw_factor
 from imaging.geometry import Grid, SeriesError, grid_from_datasets
 from imaging.models import ImagingCompletion, Instance, Series, Study, UidMapping
@@ -23,8 +24,10 @@ from imaging.signals import imaging_complete
 from trial.audit.recorder import audit_context
 from trial.models import Patient
 
+from .files import StoredFiles
+from .helper import Helper, can_fork
 from .identity import seal_identity
-from .parse import IMAGE_MODALITIES, InputError
+from .parse import IMAGE_MODALITIES, MODALITY, InputError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ def plan_series(datasets: list) -> list[SeriesPlan]:
     plans = []
     for members in groups.values():
         label = _series_label(members[0])
-        modalities = {str(ds.Modality) for ds in members}
+        modalities = {str(value_of(ds, MODALITY, "")) for ds in members}  # present: checked by check_image
         if len(modalities) > 1:
             raise InputError(f"{label}: mixes modalities {sorted(modalities)} in one series.")
         try:
@@ -71,61 +74,113 @@ def _storage_path(patient: Patient, study_uid: str, series_uid: str, sop_uid: st
     return f"dicom/{patient.trial_number}/{study_uid}/{series_uid}/{sop_uid}.dcm"
 
 
-def _encode(ds) -> bytes:
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+class _Uids(NamedTuple):
+    """The UIDs of a de-identified image the pipeline files it under, as text."""
+
+    study: str
+    series: str
+    instance: str
+    sop_class: str
+
+    TAGS = (0x0020000D, 0x0020000E, 0x00080018, 0x00080016)
+
+
+class _Filed(NamedTuple):
+    """One image written: its UIDs, the UIDs it replaced, where it is and its SHA-256."""
+
+    uids: _Uids
+    uid_map: dict
+    name: str
+    sha256: str
+
+
+HELPER_MIN_IMAGES = 32  # below this a helper process costs more than it saves
+PARENT_SHARE = 0.35  # this process also checks the series, so the helper takes the larger share
 
 
 def store_images(*, patient: Patient, datasets: list, source: str, actor=None) -> list[Series]:
-    """Pseudonymise and store the datasets of one patient; all series or none."""
-    plans = plan_series(datasets)
+    """Pseudonymise and store the datasets of one patient; all series or none.
+
+    A forked helper process (helper.py) prepares and writes part of the images where it can.
+    """
     salt = settings.DEID_SALT
     pseudonym = patient.trial_number
     shift = date_shift_for(pseudonym, salt)
-    identity = seal_identity(plans[0].datasets[0], settings.IDENTITY_KEY)
 
-    prepared, uid_map = [], {}
-    for plan in plans:
-        deidentified = []
-        for ds in plan.datasets:
-            result = deidentify(ds, pseudonym=pseudonym, salt=salt, date_shift_days=shift)
-            uid_map.update(result.uid_map)
-            deidentified.append(result.dataset)
-        prepared.append((plan, deidentified))
+    memo: dict = {}  # values that recur in every image are rewritten once (see deidentify)
 
-    existing = Series.objects.filter(series_instance_uid__in=[d[0].SeriesInstanceUID for _, d in prepared])
-    if existing.exists():
-        names = ", ".join(f"{s.modality} series of {s.slices} slices" for s in existing)
-        raise InputError(f"Already stored for {pseudonym}: {names}. Nothing was imported again.")
+    def prepare(ds):  # no effect outside the dataset itself
+        result = deidentify(ds, pseudonym=pseudonym, salt=salt, date_shift_days=shift, copy_input=False, memo=memo)
+        uids = _Uids(*(uid_text(result.dataset, tag) for tag in _Uids.TAGS))
+        return uids, result.uid_map, encode_file_chunks(result.dataset)
 
-    written: list[str] = []
+    def finish(prepared, files: StoredFiles) -> _Filed:
+        uids, uid_map, chunks = prepared
+        name, digest = files.write(_storage_path(patient, uids.study, uids.series, uids.instance), chunks)
+        return _Filed(uids, uid_map, name, digest)
+
+    helper_files: list[StoredFiles] = []
+
+    def finish_in_helper(prepared, record_name) -> _Filed:
+        if not helper_files:
+            helper_files.append(StoredFiles(default_storage, on_create=record_name))
+        return finish(prepared, helper_files[0])
+
+    datasets = list(datasets)
+    written = StoredFiles(default_storage)
+    shared = _helper_share(datasets, written)
+    helper = Helper.start(shared, prepare, finish_in_helper) if shared else None
+    if helper is not None:
+        log.debug("helper process %s prepares %d of %d images", helper.pid, len(shared), len(datasets))
+    in_helper = {id(ds) for ds in shared} if helper else set()
     try:
-        files = []
-        for plan, deidentified in prepared:
-            for index, ds in enumerate(deidentified):
-                data = _encode(ds)
-                path = _storage_path(patient, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-                saved = default_storage.save(path, ContentFile(data))
-                written.append(saved)
-                files.append((plan, ds, index, saved, hashlib.sha256(data).hexdigest()))
+        plans = plan_series(datasets)
+        identity = seal_identity(plans[0].datasets[0], settings.IDENTITY_KEY)
+        # Each series' first image first: its pseudonymous series UID tells whether the series is stored
+        # already, which is refused before any file is written.
+        firsts = [prepare(plan.datasets[0]) for plan in plans]
+        existing = Series.objects.filter(series_instance_uid__in=[uids.series for uids, _, _ in firsts])
+        if existing.exists():
+            names = ", ".join(f"{s.modality} series of {s.slices} slices" for s in existing)
+            raise InputError(f"Already stored for {pseudonym}: {names}. Nothing was imported again.")
+        if helper is not None:
+            helper.go()
+        filed = {}
+        for plan, first in zip(plans, firsts, strict=True):
+            for index, ds in enumerate(plan.datasets):
+                if id(ds) not in in_helper:
+                    filed[id(ds)] = finish(first if index == 0 else prepare(ds), written)
+        if helper is not None:
+            filed.update(zip(map(id, shared), helper.results(), strict=True))
         with transaction.atomic(), audit_context(actor):
-            stored = _commit_rows(patient, prepared, files, uid_map, identity, source)
+            stored = _commit_rows(patient, plans, filed, identity, source)
             transaction.on_commit(lambda: check_imaging_complete(patient.pk))
-    except Exception:
-        for path in written:
-            default_storage.delete(path)
+    except BaseException:
+        try:
+            helper_names = helper.stop() if helper is not None else []
+        finally:
+            written.discard()
+        for name in helper_names:
+            default_storage.delete(name)
         raise
+    if helper is not None:
+        helper.close()
     return stored
 
 
-def _commit_rows(patient, prepared, files, uid_map, identity, source) -> list[Series]:
-    stored = []
-    by_series = defaultdict(list)
-    for plan, ds, index, path, digest in files:
-        by_series[ds.SeriesInstanceUID].append((plan, ds, index, path, digest))
-    for plan, deidentified in prepared:
-        first = deidentified[0]
+def _helper_share(datasets: list, written: StoredFiles) -> list:
+    """The datasets a helper process would take: none for small imports, or files not on local disk."""
+    if len(datasets) < HELPER_MIN_IMAGES or not written.direct or not can_fork():
+        return []
+    if not getattr(settings, "IMAGING_INGEST_HELPER_PROCESS", True):
+        return []
+    return datasets[int(len(datasets) * PARENT_SHARE) :]
+
+
+def _commit_rows(patient, plans, filed: dict, identity, source) -> list[Series]:
+    stored, uid_map = [], {}
+    for plan in plans:
+        first = plan.datasets[0]  # de-identified in place by store_images
         study = Study.objects.filter(study_instance_uid=first.StudyInstanceUID).first()
         if study is None:
             study = Study(patient=patient, study_instance_uid=first.StudyInstanceUID, study_date=_date(first),
@@ -134,7 +189,7 @@ def _commit_rows(patient, prepared, files, uid_map, identity, source) -> list[Se
             study.save()
         elif study.patient_id != patient.pk:
             raise InputError("This study is already filed under another patient; nothing was imported.")
-        rows = by_series[first.SeriesInstanceUID]
+        rows = [filed[id(ds)] for ds in plan.datasets]
         series = Series(
             study=study,
             series_instance_uid=first.SeriesInstanceUID,
@@ -147,16 +202,18 @@ def _commit_rows(patient, prepared, files, uid_map, identity, source) -> list[Se
             spacing=list(plan.grid.spacing),
             affine=_affine_list(plan.grid),
             acquired_at=None,
-            manifest_sha256=hashlib.sha256("".join(r[4] for r in rows).encode()).hexdigest(),
+            manifest_sha256=hashlib.sha256("".join(row.sha256 for row in rows).encode()).hexdigest(),
         )
         series.save()
         Instance.objects.bulk_create(
-            Instance(series=series, sop_instance_uid=ds.SOPInstanceUID, sop_class_uid=ds.SOPClassUID,
-                     slice_index=index, file=path, sha256=digest,
+            Instance(series=series, sop_instance_uid=row.uids.instance, sop_class_uid=row.uids.sop_class,
+                     slice_index=index, file=row.name, sha256=row.sha256,
                      suv_factor=plan.suv_factors[index] if plan.suv_factors else None)
-            for plan, ds, index, path, digest in rows
+            for index, row in enumerate(rows)
         )  # fmt: skip
         stored.append(series)
+        for row in rows:
+            uid_map.update(row.uid_map)
     UidMapping.objects.bulk_create(
         [UidMapping(patient=patient, pseudonymous_uid=new, original_uid=old) for old, new in uid_map.items()],
         ignore_conflicts=True,

@@ -1,0 +1,208 @@
+"""Element values at the byte level, decoded and encoded exactly as pydicom decodes and writes them.
+
+Why: pydicom's per-element machinery (DataElement objects, value validation, dataset bookkeeping) costs
+tens of microseconds an element, the bulk of de-identifying and writing an image. Here a value is read
+with pydicom's own converter without building an element, and a new value is stored as the bytes
+pydicom's writer would produce for it, in a RawDataElement, as if read from a file: decoding it gives the
+value back, writing it copies the bytes. Anything these functions do not mirror exactly makes them
+answer None (or False), and the caller takes pydicom's ordinary path.
+"""
+
+import struct
+from codecs import lookup as codec_lookup
+
+from pydicom import config
+from pydicom.charset import default_encoding
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
+from pydicom.filewriter import write_numbers, writers
+from pydicom.hooks import hooks, raw_element_value, raw_element_vr
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+from pydicom.values import convert_value
+
+_STRING_PADDING = {"AE": " ", "AS": " ", "CS": " ", "DA": " ", "DT": " ", "TM": " ", "UI": "\0"}
+_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
+_NUMBER_STRING_VRS = frozenset({"DS", "IS"})
+_BYTES_VRS = frozenset({"OB", "OW"})
+_NUMBER_FORMATS = {vr: "<" + fmt for vr, (writer, fmt) in writers.items() if writer is write_numbers}
+# pydicom's default_encoding ("iso8859") is Latin-1; named so, Python skips the codec registry lookup.
+_LATIN_1 = "latin-1" if codec_lookup(default_encoding).name == codec_lookup("latin-1").name else default_encoding
+PLAIN_CODECS = frozenset({"iso8859", "latin_1", "utf_8", "ascii"})  # encode_string is a plain str.encode
+
+
+def default_decoding() -> bool:
+    """Whether pydicom decodes raw elements the stock way (no hooks, callbacks or strict validation)."""
+    return (
+        hooks.raw_element_vr is raw_element_vr
+        and hooks.raw_element_value is raw_element_value
+        and not hooks.raw_element_kwargs
+        and config.data_element_callback is None
+        and config.settings.reading_validation_mode != config.RAISE
+        and not config.datetime_conversion
+        and not config.use_none_as_empty_text_VR_value
+    )
+
+
+def decoded_vr(element, tag: int) -> str | None:
+    """The VR decoding gives an element, where that is plain to see: None for UN and unknown tags."""
+    vr = element.VR
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return None
+    return None if vr == "UN" or " or " in vr else vr
+
+
+def peek(element, vr: str, encodings=None):
+    """The value of a raw element as pydicom would decode it, without decoding it into the dataset."""
+    if type(element) is not RawDataElement:
+        return element.value
+    return convert_value(vr, element, encodings)
+
+
+def string_values(data: bytes, vr: str) -> list[str]:
+    """The values of a raw UI, DA or DT element as the strings pydicom decodes (as its multi_string
+    does: trailing spaces and NULs dropped, split at backslashes, and for UIDs each one stripped, as UID()
+    does; nothing for an empty value)."""
+    text = data.decode(_LATIN_1).rstrip(" \x00")
+    if not text:
+        return []
+    values = text.split("\\")
+    return [value.strip() for value in values] if vr == "UI" else values
+
+
+def uid_text(ds, tag: int) -> str | None:
+    """str(value) of a single-valued UI element (None when absent), read from its bytes where undecoded: the
+    text pydicom would decode, without building a UID (which validates it)."""
+    element = ds._dict.get(tag)
+    if element is None:
+        return None
+    raw_ui = type(element) is RawDataElement and type(element.value) is bytes and decoded_vr(element, tag) == "UI"
+    value = uid_value(element) if raw_ui and default_decoding() else None
+    return value if isinstance(value, str) else str(ds[tag].value)
+
+
+def value_of(ds, tag: int, default=None):
+    """`ds.get(keyword, default)` for the element `tag`, without decoding it into the dataset where pydicom
+    would decode its bytes the stock way: for reading a few values of many datasets cheaply."""
+    element = ds._dict.get(tag)
+    if element is None:
+        return default
+    if type(element) is RawDataElement and type(element.value) is bytes and default_decoding():
+        vr = decoded_vr(element, tag)
+        if vr is not None and vr != "SQ":
+            return convert_value(vr, element, _encodings_for(ds, vr))
+    return ds[tag].value
+
+
+def _encodings_for(ds, vr: str):
+    """The character sets pydicom decodes a text value with (Dataset.__getitem__)."""
+    if vr not in _CHARSET_VRS:
+        return None
+    return ds.original_character_set or ds._character_set
+
+
+_CHARSET_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+
+
+def is_empty(vr: str, value) -> bool:
+    """DataElement.is_empty for a value (VM 0)."""
+    if vr == "SQ":
+        return False
+    if value is None:
+        return True
+    if isinstance(value, str | bytes | PersonName):
+        return not value
+    return isinstance(value, list | tuple | MultiValue) and not value
+
+
+def raw(tag, vr: str, data: bytes, *, implicit: bool, little_endian: bool = True) -> RawDataElement:
+    """An undecoded element holding `data`, as the reader would have made it."""
+    return RawDataElement(tag, vr, len(data), data, 0, implicit, little_endian)
+
+
+def canonical(element: RawDataElement, vr: str, codecs: list[str]) -> bool:
+    """Whether decoding this raw element and writing it again gives back its bytes."""
+    data = element.value
+    if type(data) is not bytes:
+        return False
+    if vr == "UI":  # decoding strips the padding and each UID, and splits at backslashes; writing joins, pads
+        text = "\\".join(string_values(data, vr))
+        return data == (text + "\0" if len(text) % 2 else text).encode(_LATIN_1)
+    return encode_value(vr, convert_value(vr, element), codecs) == data
+
+
+def uid_value(element: RawDataElement):
+    """A raw UI element's value as pydicom decodes it, with str in place of UID: for comparisons, without
+    pydicom's UID validation."""
+    values = string_values(element.value, "UI")
+    if len(values) > 1:
+        return values
+    return values[0] if values else ""
+
+
+def encode_value(vr: str, value, codecs: list[str]) -> bytes | None:
+    """The value bytes pydicom's writer produces for a decoded value; None where this does not mirror it."""
+    try:
+        return _encode(vr, value, codecs)
+    except (UnicodeError, TypeError, ValueError, OverflowError, AttributeError, struct.error):
+        return None  # pydicom raises (or copes) in its own way
+
+
+def _encode(vr: str, value, codecs: list[str]) -> bytes | None:
+    if value is None:
+        return b""
+    if vr in _STRING_PADDING:  # write_string, write_UI; write_DA, _DT, _TM for values held as text
+        if not isinstance(value, str):
+            if not isinstance(value, list | MultiValue) or not all(isinstance(v, str) for v in value):
+                return None
+            value = "\\".join(value)
+        return (value + _STRING_PADDING[vr] if len(value) % 2 else value).encode(_LATIN_1)
+    if vr in _TEXT_VRS:  # write_text, for character sets encode_string encodes plainly
+        if codecs[0] not in PLAIN_CODECS:
+            return None
+        if isinstance(value, str):
+            encoded = value.encode(codecs[0])
+        elif isinstance(value, list | MultiValue) and all(isinstance(v, str) for v in value):
+            encoded = b"\\".join(v.encode(codecs[0]) for v in value)
+        else:
+            return None
+        return encoded + b" " if len(encoded) % 2 else encoded
+    if vr in _NUMBER_STRING_VRS:  # write_number_string: the string as read where there is one
+        if isinstance(value, list | MultiValue):
+            text = "\\".join(_number_string(v) for v in value)
+        elif isinstance(value, str | int | float):
+            text = _number_string(value)
+        else:
+            return None
+        return (text + " " if len(text) % 2 else text).encode(_LATIN_1)
+    if vr == "PN" and isinstance(value, PersonName):  # write_PN for a single name
+        encoded = value.encode(codecs)
+        return encoded + b" " if len(encoded) % 2 else encoded
+    if vr in _NUMBER_FORMATS and type(value) in (int, float):  # write_numbers for a single number
+        return struct.pack(_NUMBER_FORMATS[vr], value)
+    if vr in _BYTES_VRS and type(value) is bytes:  # write_OBvalue, write_OWvalue
+        return value + b"\x00" if len(value) % 2 else value
+    return None
+
+
+def _number_string(value) -> str:
+    return value.original_string if hasattr(value, "original_string") else str(value)
+
+
+__all__ = [
+    "PLAIN_CODECS",
+    "canonical",
+    "decoded_vr",
+    "default_decoding",
+    "encode_value",
+    "is_empty",
+    "peek",
+    "raw",
+    "string_values",
+    "uid_text",
+    "uid_value",
+    "value_of",
+]
