@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/contourtrial
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup demo test lint services system-packages simulate bench-ingest clean
+.PHONY: setup demo test lint services system-packages simulate bench-ingest bench-inference clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ simulate: setup
 
 bench-ingest: setup services
 	$(BIN)/python bench/ingest_bench.py
+
+bench-inference: setup
+	$(BIN)/python bench/inference_bench.py --backend all
 
 clean:
 	rm -rf $(VENV) var

@@ -168,6 +168,12 @@ UPLOAD_MAX_COMPRESSION_RATIO = int(os.environ.get("UPLOAD_MAX_COMPRESSION_RATIO"
 # A forked helper process may share the work of large imports (imaging/ingest/helper.py). Off by default:
 # its benefit has not been measured on an idle machine yet (docs/PERFORMANCE.md).
 IMAGING_INGEST_HELPER_PROCESS = env_bool("IMAGING_INGEST_HELPER_PROCESS", False)
+# AI proposals (issue 4): registered models are copied under MODEL_ROOT; workers run them on CUDA when
+# present. A job that runs longer than the time limit fails with that reason; transient errors retry.
+MODEL_ROOT = Path(os.environ.get("MODEL_DIR", VAR_DIR / "models"))
+INFERENCE_TIME_LIMIT_S = int(os.environ.get("INFERENCE_TIME_LIMIT_S", "3600"))
+INFERENCE_MAX_RETRIES = int(os.environ.get("INFERENCE_MAX_RETRIES", "3"))
+INFERENCE_DEVICE = os.environ.get("INFERENCE_DEVICE", "")  # "", "cpu", "cuda" or "cuda:N"; "" = CUDA if present
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES
@@ -234,6 +240,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_queue_dir / "out"),
         "data_folder_processed": str(_queue_dir / "processed"),
     }
+else:
+    # Redis redelivers an unacknowledged message after this long; longer than any job may run, so a slow
+    # job is not started twice. A killed worker's job is re-sent when the worker starts again (inference).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": INFERENCE_TIME_LIMIT_S + 600}
 
 LOGGING = {
     "version": 1,

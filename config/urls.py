@@ -9,6 +9,8 @@ urlpatterns = [
     path("api/v1/", include("trial.api.urls")),
     path("api/v1/imaging/", include("imaging.urls")),
     path("imaging/", include("imaging.web_urls")),
+    path("api/v1/inference/", include("inference.urls")),
+    path("inference/", include("inference.web_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

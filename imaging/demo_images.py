@@ -14,7 +14,8 @@ from trial.services.hospital_ids import hospital_id_hash
 
 def seed_demo_images(trial, hospital_ids: list[str]) -> list[str]:
     lines = []
-    for seed, hospital_id in enumerate(hospital_ids, start=1):
+    # Seeds 1000… are phantoms the demo GTV model was validated on, never trained on (inference/demo_model).
+    for seed, hospital_id in enumerate(hospital_ids, start=1000):
         patient = Patient.objects.filter(trial=trial, hospital_id_hash=hospital_id_hash(hospital_id)).first()
         if patient is None or Series.objects.filter(study__patient=patient).exists():
             continue

@@ -1,7 +1,4 @@
-"""Model registry and Celery inference for the AI arm (issue 4).
-
-Registered now so the layout and migrations are stable; it holds no features until its issue lands.
-"""
+"""Model registry and Celery inference for the AI arm: registered models propose a GTV with an uncertainty map."""
 
 from django.apps import AppConfig
 
@@ -9,3 +6,7 @@ from django.apps import AppConfig
 class InferenceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "inference"
+    verbose_name = "AI proposals"
+
+    def ready(self):
+        from . import signals  # noqa: F401  (connects the receivers)

@@ -23,14 +23,20 @@ set +a
 
 $BIN/python manage.py migrate --noinput -v0
 $BIN/python manage.py collectstatic --noinput -v0
-$BIN/python manage.py seed_demo
+$BIN/python manage.py seed_demo --no-images  # trial, users, patients
+# The bundled demo GTV model (NOT FOR CLINICAL USE), active for the demo trial before any image arrives.
+$BIN/python manage.py register_model inference/demo_model --backend torchscript --name contourtrial-demo-gtv-unet \
+    --version 1.0 --exist-ok --activate-for CT-HN-DEMO --reason "demo model" --by datamanager
+$BIN/python manage.py seed_demo  # phantom images for one AI-arm and one manual-arm patient
 
-$BIN/celery -A config worker -Q default,inference --pool=solo --loglevel=warning &
+$BIN/celery -A config worker -Q default --pool=solo --loglevel=warning -n default@%h &
 WORKER=$!
+$BIN/celery -A config worker -Q inference --pool=solo --loglevel=warning -n inference@%h &
+INFERENCE_WORKER=$!
 DICOM_PORT=${DICOM_PORT:-11112}
 $BIN/python manage.py dicom_listener --bind 127.0.0.1 --port "$DICOM_PORT" &
 LISTENER=$!
-trap 'kill $WORKER $LISTENER 2>/dev/null || true' EXIT INT TERM
+trap 'kill $WORKER $INFERENCE_WORKER $LISTENER 2>/dev/null || true' EXIT INT TERM
 echo
 echo "ContourTrial demo on http://127.0.0.1:$PORT  (API docs: /api/docs/; DICOM listener CONTOURTRIAL@127.0.0.1:$DICOM_PORT; stop with Ctrl-C)"
 $BIN/gunicorn config.wsgi --bind "127.0.0.1:$PORT" --workers 2 --access-logfile - --log-level warning

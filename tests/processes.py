@@ -17,12 +17,15 @@ def database_url(settings_dict) -> str:
 
 
 @contextmanager
-def celery_worker(settings_dict, queues=("default", "inference")):
-    """Start `celery worker` as a separate process against the test database; stop it afterwards."""
+def celery_worker(settings_dict, queues=("default", "inference"), flush=True):
+    """Start `celery worker` as a separate process against the test database; stop it afterwards.
+
+    `flush=False` keeps the broker's messages, as when a worker restarts after dying."""
     import redis
     from django.conf import settings
 
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no stale messages from earlier runs
+    if flush:
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no stale messages from earlier runs
     env = {**os.environ, "DATABASE_URL": database_url(settings_dict), "CONTOURTRIAL_TESTING": "1"}
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(queues), "--pool=solo",
@@ -32,11 +35,12 @@ def celery_worker(settings_dict, queues=("default", "inference")):
     try:
         yield worker
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        if worker.poll() is None:  # a test may have killed it already
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):

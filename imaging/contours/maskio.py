@@ -45,6 +45,11 @@ def _kind(path: Path) -> str:
     raise MaskFileError(f"{path.name}: unsupported mask file type; use .nii, .nii.gz or .nrrd.")
 
 
+def check_file_type(path) -> None:
+    """Raise MaskFileError now for a name write_mask/write_map could not write (before hours of work)."""
+    _kind(Path(path))
+
+
 def _suffix(path: Path) -> str:
     return ".nii.gz" if path.name.lower().endswith(".nii.gz") else path.suffix
 
@@ -54,12 +59,21 @@ def _suffix(path: Path) -> str:
 
 def write_mask(path, mask: np.ndarray, grid: Grid) -> None:
     """Write a (z, y, x) mask as uint8 0/1 on the CT grid; the file appears only once complete."""
-    path = Path(path)
+    _write(Path(path), np.asarray(mask).astype(bool).astype(np.uint8), grid, "mask")
+
+
+def write_map(path, values: np.ndarray, grid: Grid) -> None:
+    """Write a (z, y, x) float map (probability, uncertainty) as float32 on the CT grid, like write_mask."""
+    _write(Path(path), np.asarray(values, dtype=np.float32), grid, "map")
+
+
+def _write(path: Path, values: np.ndarray, grid: Grid, what: str) -> None:
     kind = _kind(path)
-    mask = np.asarray(mask)
-    if mask.shape != grid.shape:
-        raise MaskFileError(f"{path.name}: mask shape {mask.shape} does not match the CT grid {grid.shape} (z, y, x).")
-    data = np.ascontiguousarray(mask.astype(bool).astype(np.uint8).transpose(2, 1, 0))  # (i, j, k)
+    if values.shape != grid.shape:
+        raise MaskFileError(
+            f"{path.name}: {what} shape {values.shape} does not match the CT grid {grid.shape} (z, y, x)."
+        )
+    data = np.ascontiguousarray(values.transpose(2, 1, 0))  # (i, j, k)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_suffix(path)}")  # same folder: atomic rename
     try:
         if kind == "nifti":
@@ -71,7 +85,7 @@ def write_mask(path, mask: np.ndarray, grid: Grid) -> None:
             image.to_filename(temporary)
         else:
             header = {
-                "type": "uint8",
+                "type": "uint8" if data.dtype == np.uint8 else "float",
                 "dimension": 3,
                 "space": "left-posterior-superior",
                 "space directions": grid.affine[:3, :3].T,  # one row per array axis

@@ -1,6 +1,7 @@
 """`make demo`'s script on a fresh directory: it migrates, seeds, serves and runs a worker."""
 
 import http.cookiejar
+import json
 import os
 import re
 import signal
@@ -42,6 +43,11 @@ class Browser:
             return response.read().decode()
 
 
+def _finished_jobs(browser) -> list:
+    jobs = json.loads(browser.get("/api/v1/inference/jobs/"))["results"]
+    return jobs if jobs and all(job["status"] in ("succeeded", "failed") for job in jobs) else []
+
+
 def test_demo_serves_seeded_roles_and_its_worker_runs_tasks(tmp_path):
     port = _free_port()
     env = {
@@ -81,6 +87,11 @@ def test_demo_serves_seeded_roles_and_its_worker_runs_tasks(tmp_path):
         assert echo.returncode == 0, "the demo's DICOM listener answers C-ECHO"
         css = urllib.request.urlopen(base + "/static/css/app.css", timeout=5)
         assert css.status == 200
+        # the AI-arm patient's proposal, made by the demo's inference worker with the bundled model
+        jobs = wait_for(lambda: _finished_jobs(browser), timeout=900, interval=5, what="the demo's AI proposal")
+        assert jobs[0]["status"] == "succeeded", jobs[0]["failure_reason"]
+        assert jobs[0]["model"].startswith("contourtrial-demo-gtv-unet:1.0") and jobs[0]["contour"]["volume_ml"] > 1
+        assert "contourtrial-demo-gtv-unet" in browser.get("/admin/inference/modelversion/")
     finally:
         os.killpg(demo.pid, signal.SIGTERM)
         demo.wait(timeout=30)

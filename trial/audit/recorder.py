@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from . import chain
@@ -55,6 +56,8 @@ def snapshot(instance) -> dict:
         if field.primary_key:
             continue
         value = getattr(instance, field.attname)
+        if isinstance(value, FieldFile):
+            value = value.name  # the stored file's name; its content is identified by a hash field
         data[field.attname] = REDACTED if (field.name in redact and value is not None) else json_safe(value)
     return data
 

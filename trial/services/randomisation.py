@@ -6,6 +6,7 @@ from trial.audit.recorder import audit_context
 from trial.eligibility import eligibility_problems
 from trial.models import Allocation, Consent, Patient, RandomisationSecret, Signature, Trial
 from trial.randomisation import BalanceState, allocate
+from trial.signals import patient_randomised
 
 from .access import require_coordinator_of
 from .errors import Conflict, InvalidInput
@@ -70,4 +71,7 @@ def randomise(*, actor, patient: Patient, password: str) -> Allocation:
         allocation.save()
         patient.status = Patient.Status.RANDOMISED
         patient.save()
+        transaction.on_commit(
+            lambda: patient_randomised.send(sender=Allocation, patient=patient, allocation=allocation)
+        )
     return allocation

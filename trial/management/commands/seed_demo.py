@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from trial import demo_design
 from trial.audit.recorder import audit_context
-from trial.models import Patient, RandomisationSecret, Site, SiteMembership, Trial
+from trial.models import Allocation, Patient, RandomisationSecret, Site, SiteMembership, Trial
 from trial.roles import ROLE_LABELS, Role
 from trial.services import enrolment, randomisation
 
@@ -54,13 +54,27 @@ class Command(BaseCommand):
         if not options["no_images"]:
             from imaging.demo_images import seed_demo_images
 
-            for line in seed_demo_images(trial, [hospital_id for hospital_id, *_ in DEMO_PATIENTS[:2]]):
+            for line in seed_demo_images(trial, self._imaged(trial)):
                 self.stdout.write(line)
         self.stdout.write("\nDemo users (password = <username>-demo):")
         for username, _first, _last, role, sites in DEMO_USERS:
             where = f" at {', '.join(sites)}" if sites else ""
             line = f"  {username:<16} {demo_password(username):<22} {ROLE_LABELS[role]}{where}"
             self.stdout.write(line)
+
+    def _imaged(self, trial) -> list[str]:
+        """Hospital ids of the patients who get phantom images: the first randomised patient of each arm, so
+        the demo shows an AI proposal and a manual case (the arms are drawn afresh for every demo database)."""
+        coordinator = get_user_model().objects.get(username="coordinator")
+        chosen = {}
+        for hospital_id, site, *_ in DEMO_PATIENTS:
+            if site != "AAR":
+                continue
+            patient = enrolment.find_by_hospital_id(actor=coordinator, trial=trial, hospital_id=hospital_id)
+            allocation = Allocation.objects.filter(patient=patient).first()
+            if allocation is not None:
+                chosen.setdefault(allocation.arm, hospital_id)
+        return list(chosen.values()) or [hospital_id for hospital_id, *_ in DEMO_PATIENTS[:2]]
 
     def _users(self):
         User = get_user_model()
@@ -71,6 +85,7 @@ class Command(BaseCommand):
             )
             if created:
                 user.set_password(demo_password(username))
+                user.is_staff = role == Role.DATA_MANAGER  # the model registry is read in the admin
                 user.save()
                 user.groups.add(Group.objects.get(name=role.value))
             users[username] = user
