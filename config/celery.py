@@ -6,6 +6,9 @@ from celery import Celery
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# OpenMP threads (torch on the CPU) spin while they wait by default; beside any other process on the same
+# cores that made inference 2-4x slower here. Must be set before torch is imported, hence here.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 app = Celery("contourtrial")
 app.config_from_object("django.conf:settings", namespace="CELERY")
