@@ -41,7 +41,7 @@ bench-ingest: setup services
 	$(BIN)/python bench/ingest_bench.py
 
 bench-inference: setup
-	$(BIN)/python bench/inference_bench.py --backend all
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/inference_bench.py --backend all --dicom --repeats 3
 
 clean:
 	rm -rf $(VENV) var

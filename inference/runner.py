@@ -23,10 +23,10 @@ from trial.audit.recorder import audit_context
 
 from .backends import CaseImages, Proposal
 from .models import AIContour, InferenceJob, InferenceProgress
-from .registry import load
+from .registry import load, model_folder
 
 log = logging.getLogger(__name__)
-_loaded: dict = {}  # (model pk, sha256, device) → backend: a worker loads (and verifies) a model once
+_loaded: dict = {}  # (model pk, sha256, folder, device) → backend: a worker loads (and verifies) a model once
 
 
 class Progress:
@@ -88,7 +88,7 @@ def case_images(job: InferenceJob) -> CaseImages:
 
 def backend_for(job: InferenceJob):
     model = job.model_version
-    key = (model.pk, model.sha256, settings.INFERENCE_DEVICE)
+    key = (model.pk, model.sha256, str(model_folder(model)), settings.INFERENCE_DEVICE)
     if key not in _loaded:
         _loaded.clear()  # one model in memory at a time
         _loaded[key] = load(model, device=settings.INFERENCE_DEVICE or None)

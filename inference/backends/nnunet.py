@@ -353,9 +353,12 @@ class NnUNetBackend(Backend):
         return torch.from_numpy(np.ascontiguousarray(data)), properties
 
     def _mean_fold_probability(self, data: torch.Tensor, properties: dict, progress: Progress) -> tuple:
-        """(mean GTV probability over the folds on the CT box (z, y, x), folds). Each fold runs on its own:
-        nnU-Net's sliding window, then its own resampling back to the input voxels and softmax; GTV = all
-        non-background classes. A running sum keeps one CT-sized map however many folds there are."""
+        """(mean GTV probability over the folds on the CT box (z, y, x), folds). Each fold runs on its own
+        (nnU-Net's sliding window, then its inference nonlinearity, softmax) and the fold probabilities are
+        averaged on nnU-Net's grid. Only the mean goes back to the input voxels, once, through nnU-Net's own
+        export, passed as log-probabilities: the export resamples "logits" and applies the softmax, and the
+        softmax of log(mean) is the mean itself, so each fold costs its forward passes and nothing more.
+        GTV = all non-background classes."""
         from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
 
         predictor = self.predictor
@@ -366,14 +369,15 @@ class NnUNetBackend(Backend):
         for index, weights in enumerate(parameters):
             network.load_state_dict(weights)
             logits = predictor.predict_sliding_window_return_logits(data).to("cpu")
-            _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
-                logits, predictor.plans_manager, predictor.configuration_manager, predictor.label_manager,
-                properties, return_probabilities=True, num_threads_torch=cpu_threads(),
-            )  # fmt: skip
-            gtv = np.asarray(probabilities[1:], dtype=np.float32).sum(axis=0)
-            total = gtv if total is None else total + gtv
+            probabilities = predictor.label_manager.apply_inference_nonlin(logits.float())
+            total = probabilities if total is None else total + probabilities
             progress("inference", (index + 1) / len(parameters))
-        return total / len(parameters), len(parameters)
+        log_mean = torch.log((total / len(parameters)).clamp_min(1e-12))
+        _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
+            log_mean, predictor.plans_manager, predictor.configuration_manager, predictor.label_manager,
+            properties, return_probabilities=True, num_threads_torch=cpu_threads(),
+        )  # fmt: skip
+        return np.asarray(probabilities[1:], dtype=np.float32).sum(axis=0), len(parameters)
 
     def _mirrors(self) -> int:
         """Forward passes nnU-Net averages per tile: 2^axes with mirroring, else 1."""
