@@ -166,7 +166,7 @@ UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(2 * 1024**3)))
 UPLOAD_MAX_FILES = int(os.environ.get("UPLOAD_MAX_FILES", "5000"))
 UPLOAD_MAX_COMPRESSION_RATIO = int(os.environ.get("UPLOAD_MAX_COMPRESSION_RATIO", "200"))
 # A forked helper process may share the work of large imports (imaging/ingest/helper.py). Off by default:
-# its benefit has not been measured on an idle machine yet (docs/PERFORMANCE.md).
+# on a quiet 2-core machine it measured no faster than without it (docs/PERFORMANCE.md).
 IMAGING_INGEST_HELPER_PROCESS = env_bool("IMAGING_INGEST_HELPER_PROCESS", False)
 # AI proposals (issue 4): registered models are copied under MODEL_ROOT; workers run them on CUDA when
 # present. A job that runs longer than the time limit fails with that reason; transient errors retry.
