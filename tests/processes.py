@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ def database_url(settings_dict) -> str:
 
 
 @contextmanager
-def celery_worker(settings_dict, queues=("default", "inference"), flush=True):
+def celery_worker(settings_dict, queues=("default", "inference"), flush=True, pool="solo"):
     """Start `celery worker` as a separate process against the test database; stop it afterwards.
 
     `flush=False` keeps the broker's messages, as when a worker restarts after dying."""
@@ -27,11 +28,14 @@ def celery_worker(settings_dict, queues=("default", "inference"), flush=True):
     if flush:
         redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no stale messages from earlier runs
     env = {**os.environ, "DATABASE_URL": database_url(settings_dict), "CONTOURTRIAL_TESTING": "1"}
+    # The worker's log goes to a file: an unread pipe fills up and blocks a chatty worker.
+    log = tempfile.NamedTemporaryFile(prefix="celery-worker-", suffix=".log", delete=False)  # noqa: SIM115
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(queues), "--pool=solo",
-         "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(queues), f"--pool={pool}",
+         "--concurrency=1", "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
+    worker.log_path = log.name
     try:
         yield worker
     finally:
@@ -41,6 +45,7 @@ def celery_worker(settings_dict, queues=("default", "inference"), flush=True):
                 worker.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(worker.pid, signal.SIGKILL)
+        log.close()
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):

@@ -19,6 +19,7 @@ from inference.models import AIContour, InferenceJob, InferenceProgress
 from inference.postprocess import dice
 from inference.storage import read_map
 from inference.storage import read_mask as read_ai_mask
+from inference.tasks import propose_gtv
 from tests.processes import celery_worker, wait_for
 
 from .conftest import patient_in_arm, register_demo, store_phantom
@@ -77,3 +78,21 @@ def test_ai_arm_case_gets_exactly_one_proposal_even_when_the_worker_dies(world, 
     assert abs(contour.volume_ml - truth.sum() * np.prod(ct.grid.spacing) / 1000) / contour.volume_ml < 0.5
     assert _progress(job) == ("done", 100)
     assert not InferenceJob.objects.filter(patient=manual).exists()
+
+
+def test_a_job_over_the_time_limit_fails_with_that_reason(world, tmp_path, settings, monkeypatch):
+    monkeypatch.setenv("STORAGE_DIR", str(settings.MEDIA_ROOT))
+    monkeypatch.setenv("MODEL_DIR", str(settings.MODEL_ROOT))
+    monkeypatch.setenv("INFERENCE_TIME_LIMIT_S", "2")  # the worker's setting (and its failure message)
+    # A task message carries the sender's limits, which the worker applies; the soft limit needs prefork.
+    monkeypatch.setattr(propose_gtv, "soft_time_limit", 2)
+    monkeypatch.setattr(propose_gtv, "time_limit", 60)
+    register_demo(world)
+    ai = patient_in_arm(world, "ai")
+    with celery_worker(connection.settings_dict, queues=("inference",), pool="prefork"):
+        store_phantom(ai, tmp_path / "ai", seed=1004, rows=256)
+        job = wait_for(lambda: InferenceJob.objects.filter(patient=ai).first(), 30, what="the AI job")
+        wait_for(lambda: InferenceJob.objects.get(pk=job.pk).status == "failed", 120, what="the time limit")
+    job.refresh_from_db()
+    assert job.failure_reason == "Stopped after the time limit of 2 s."
+    assert not AIContour.objects.filter(job=job).exists()
