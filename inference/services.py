@@ -50,7 +50,7 @@ def rerun(*, actor, patient: Patient, reason: str) -> InferenceJob:
 
 
 def _create_job(patient: Patient, *, trigger: str, actor, reason: str) -> InferenceJob:
-    from .tasks import propose_gtv
+    from .tasks import send
 
     model = active_model(patient.trial)
     ct = Series.objects.filter(study__patient=patient, modality="CT").order_by("received_at").first()
@@ -66,7 +66,7 @@ def _create_job(patient: Patient, *, trigger: str, actor, reason: str) -> Infere
     job.save()
     InferenceProgress.objects.create(job=job, stage="queued" if model else "failed")
     if model is not None:
-        transaction.on_commit(lambda: propose_gtv.apply_async(args=[job.pk]))
+        transaction.on_commit(lambda: send(job.pk))
     return job
 
 

@@ -23,7 +23,8 @@ def propose_gtv(self, job_id: int) -> str:
     try:
         return runner.run(job_id, worker=self.request.hostname or "")
     except SoftTimeLimitExceeded:
-        runner.fail(job_id, f"Stopped after the time limit of {settings.INFERENCE_TIME_LIMIT_S} s.")
+        limit = (self.request.timelimit or (None, None))[1] or settings.INFERENCE_TIME_LIMIT_S
+        runner.fail(job_id, f"Stopped after the time limit of {limit:g} s.")
         return "timed out"
     except TRANSIENT as exc:
         if self.request.retries >= self.max_retries:
@@ -37,6 +38,12 @@ def propose_gtv(self, job_id: int) -> str:
         return "failed"
 
 
+def send(job_id: int) -> None:
+    """Queue a job with the time limits of the current settings (they travel in the message)."""
+    limit = settings.INFERENCE_TIME_LIMIT_S
+    propose_gtv.apply_async(args=[job_id], soft_time_limit=limit, time_limit=limit + 60)
+
+
 def resend_orphaned(hostname: str) -> list[int]:
     """Re-send the jobs marked running by a worker of this name (it died with them); returns their ids."""
     from .models import InferenceJob
@@ -48,5 +55,5 @@ def resend_orphaned(hostname: str) -> list[int]:
     )
     for job_id in ids:
         log.warning("job %s was running on %s when it stopped; sending it again", job_id, hostname)
-        propose_gtv.apply_async(args=[job_id])
+        send(job_id)
     return ids

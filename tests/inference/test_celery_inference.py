@@ -19,7 +19,6 @@ from inference.models import AIContour, InferenceJob, InferenceProgress
 from inference.postprocess import dice
 from inference.storage import read_map
 from inference.storage import read_mask as read_ai_mask
-from inference.tasks import propose_gtv
 from tests.processes import celery_worker, wait_for
 
 from .conftest import patient_in_arm, register_demo, store_phantom
@@ -83,10 +82,7 @@ def test_ai_arm_case_gets_exactly_one_proposal_even_when_the_worker_dies(world, 
 def test_a_job_over_the_time_limit_fails_with_that_reason(world, tmp_path, settings, monkeypatch):
     monkeypatch.setenv("STORAGE_DIR", str(settings.MEDIA_ROOT))
     monkeypatch.setenv("MODEL_DIR", str(settings.MODEL_ROOT))
-    monkeypatch.setenv("INFERENCE_TIME_LIMIT_S", "2")  # the worker's setting (and its failure message)
-    # A task message carries the sender's limits, which the worker applies; the soft limit needs prefork.
-    monkeypatch.setattr(propose_gtv, "soft_time_limit", 2)
-    monkeypatch.setattr(propose_gtv, "time_limit", 60)
+    settings.INFERENCE_TIME_LIMIT_S = 2  # sent with the task; the soft limit needs a prefork worker
     register_demo(world)
     ai = patient_in_arm(world, "ai")
     with celery_worker(connection.settings_dict, queues=("inference",), pool="prefork"):
