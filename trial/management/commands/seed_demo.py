@@ -13,6 +13,7 @@ from trial.audit.recorder import audit_context
 from trial.models import Allocation, Patient, RandomisationSecret, Site, SiteMembership, Trial
 from trial.roles import ROLE_LABELS, Role
 from trial.services import enrolment, randomisation
+from trial.services.hospital_ids import hospital_id_hash
 
 DEMO_PROTOCOL = "CT-HN-DEMO"
 # (username, first, last, role, sites); every demo password is "<username>-demo".
@@ -64,17 +65,34 @@ class Command(BaseCommand):
 
     def _imaged(self, trial) -> list[str]:
         """Hospital ids of the patients who get phantom images: the first randomised patient of each arm, so
-        the demo shows an AI proposal and a manual case (the arms are drawn afresh for every demo database)."""
-        coordinator = get_user_model().objects.get(username="coordinator")
+        the demo shows an AI proposal and a manual case. The arms are drawn afresh (concealed) for every demo
+        database, so when no demo patient landed in an arm, further synthetic patients are enrolled and
+        randomised at AAR until one does."""
         chosen = {}
-        for hospital_id, site, *_ in DEMO_PATIENTS:
-            if site != "AAR":
-                continue
-            patient = enrolment.find_by_hospital_id(actor=coordinator, trial=trial, hospital_id=hospital_id)
-            allocation = Allocation.objects.filter(patient=patient).first()
+        for hospital_id, *_ in DEMO_PATIENTS:
+            patient = Patient.objects.filter(trial=trial, hospital_id_hash=hospital_id_hash(hospital_id)).first()
+            allocation = Allocation.objects.filter(patient=patient).first() if patient else None
             if allocation is not None:
                 chosen.setdefault(allocation.arm, hospital_id)
-        return list(chosen.values()) or [hospital_id for hospital_id, *_ in DEMO_PATIENTS[:2]]
+        coordinator = get_user_model().objects.get(username="coordinator")
+        physician = get_user_model().objects.get(username="physician")
+        eligible = {c["code"]: c["kind"] == "inclusion" for c in demo_design.ELIGIBILITY_CRITERIA}
+        for number in range(7, 40):
+            if len(chosen) == 2:
+                break
+            hospital_id = f"DEMO-{number:04d}"
+            if Patient.objects.filter(trial=trial, hospital_id_hash=hospital_id_hash(hospital_id)).exists():
+                continue
+            patient = enrolment.enrol(
+                actor=coordinator, trial=trial, site=Site.objects.get(code="AAR"), hospital_id=hospital_id,
+                physician=physician, eligibility=eligible, consent_date=timezone.now().date() - dt.timedelta(days=1),
+                consent_form_version="v1.1", strata={"subsite": "oropharynx", "t_stage": "T1-2"},
+            )  # fmt: skip
+            allocation = randomisation.randomise(
+                actor=coordinator, patient=patient, password=demo_password(coordinator.username)
+            )
+            chosen.setdefault(allocation.arm, hospital_id)
+        return list(chosen.values())
 
     def _users(self):
         User = get_user_model()
