@@ -5,6 +5,7 @@ the model's own spacing. No Django here: the Celery task, the `run_segmentation`
 all call the same `Backend.propose`.
 """
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import torch
 
 from imaging.geometry import Grid
 
@@ -57,6 +59,29 @@ class WeightFile:
     path: str
     sha256: str
     size: int
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weight_path(folder: Path, relative: str) -> Path:
+    """`relative` inside `folder`; a path leaving the folder is refused (a card or registration must not point
+    at arbitrary files)."""
+    path = (folder / relative).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise ModelFileError(f"{relative}: a model file must lie inside the model folder {folder}.")
+    return path
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
+    return str(device)
 
 
 class Backend(ABC):

@@ -21,11 +21,21 @@ import torch
 from imaging.dicom.volume import resample
 
 from ..postprocess import DEFAULT_POSTPROCESSING, binarise
-from ..predict import sha256_of
 from ..preprocess import DEFAULT_CROP, body_box, sub_grid
 from ..sliding_window import cpu_threads
 from ..uncertainty import binary_entropy, case_score
-from .base import Backend, CaseImages, ModelFileError, Progress, Proposal, WeightFile, no_progress
+from .base import (
+    Backend,
+    CaseImages,
+    ModelFileError,
+    Progress,
+    Proposal,
+    WeightFile,
+    device_name,
+    no_progress,
+    sha256_of,
+    weight_path,
+)
 
 CHECKPOINT = "checkpoint_final.pth"
 CARD_NAME = "model_card.json"
@@ -174,20 +184,6 @@ def _merge_card(card: dict, extra: dict) -> dict:
     return merged
 
 
-def _weight_path(folder: Path, relative: str) -> Path:
-    """`relative` inside `folder`; a path leaving the folder is refused."""
-    path = (folder / relative).resolve()
-    if not path.is_relative_to(folder.resolve()):
-        raise ModelFileError(f"{relative}: a model file must lie inside the model folder {folder}.")
-    return path
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
-    return str(device)
-
-
 class ForwardTimer:
     """Forward pre/post hooks on the network adding up the time inside its forward passes (CUDA synchronised)."""
 
@@ -278,7 +274,7 @@ class NnUNetBackend(Backend):
         folds (default device: CUDA when available)."""
         folder = Path(folder)
         for weight in files:
-            path = _weight_path(folder, weight.path)
+            path = weight_path(folder, weight.path)
             if not path.is_file():
                 raise ModelFileError(f"{weight.path} is missing from {folder}.")
             if sha256_of(path) != weight.sha256:
@@ -319,7 +315,7 @@ class NnUNetBackend(Backend):
         proposal = Proposal(
             probability=probability, mask=mask, uncertainty=uncertainty, case_uncertainty=case_score(uncertainty, mask),
             members=folds * mirrors, member_kind="folds+mirroring" if mirrors > 1 else "folds",
-            forward_seconds=timer.seconds, device=_device_name(self.device),
+            forward_seconds=timer.seconds, device=device_name(self.device),
         )  # fmt: skip
         progress("postprocessing", 1.0)
         return proposal

@@ -9,7 +9,6 @@ and the caller's random state is left alone. Everything is averaged and its entr
 then brought to the CT grid. No Django here.
 """
 
-import hashlib
 import json
 import time
 import warnings
@@ -24,7 +23,18 @@ from ..postprocess import binarise
 from ..preprocess import ModelInput, prepare, to_ct_grid
 from ..sliding_window import sliding_window
 from ..uncertainty import case_score, predictive_entropy
-from .base import Backend, CaseImages, ModelFileError, Progress, Proposal, WeightFile, no_progress
+from .base import (
+    Backend,
+    CaseImages,
+    ModelFileError,
+    Progress,
+    Proposal,
+    WeightFile,
+    device_name,
+    no_progress,
+    sha256_of,
+    weight_path,
+)
 
 CARD_NAME = "model_card.json"
 REQUIRED_CARD_KEYS = ("input_channels", "labels", "target_spacing_mm", "patch_size", "normalisation")
@@ -38,14 +48,6 @@ def quiet_torchscript():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit", category=DeprecationWarning)
         yield
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def model_dir(folder: Path) -> Path:
@@ -75,21 +77,6 @@ def read_card(folder: Path) -> dict:
     if "CT" not in card["input_channels"]:
         raise ModelFileError(f"{card_path}: the card's input channels {card['input_channels']} have no 'CT'.")
     return card
-
-
-def _weight_path(folder: Path, relative: str) -> Path:
-    """`relative` inside `folder`; a path leaving the folder is refused (a card or registration must not point
-    at arbitrary files)."""
-    path = (folder / relative).resolve()
-    if not path.is_relative_to(folder.resolve()):
-        raise ModelFileError(f"{relative}: a model file must lie inside the model folder {folder}.")
-    return path
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
-    return str(device)
 
 
 @dataclass(frozen=True)
@@ -154,7 +141,7 @@ class TorchScriptBackend(Backend):
         card = read_card(folder)
         if given.is_file() and given.name not in (card["file"], CARD_NAME):
             raise ModelFileError(f"{given}: the model card in {folder} names {card['file']}, not {given.name}.")
-        weights = _weight_path(folder, card["file"])
+        weights = weight_path(folder, card["file"])
         if not weights.is_file():
             raise ModelFileError(f"{folder}: the card names {card['file']}, which is missing.")
         digest = sha256_of(weights)
@@ -174,7 +161,7 @@ class TorchScriptBackend(Backend):
         available) in eval mode."""
         folder = model_dir(folder)
         for weight in files:
-            path = _weight_path(folder, weight.path)
+            path = weight_path(folder, weight.path)
             if not path.is_file():
                 raise ModelFileError(f"{weight.path} is missing from {folder}.")
             if sha256_of(path) != weight.sha256:
@@ -188,7 +175,7 @@ class TorchScriptBackend(Backend):
         device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
         try:
             with quiet_torchscript():
-                module = torch.jit.load(str(_weight_path(folder, card["file"])), map_location=device)
+                module = torch.jit.load(str(weight_path(folder, card["file"])), map_location=device)
         except (RuntimeError, ValueError) as exc:
             raise ModelFileError(f"{card['file']}: not a loadable TorchScript module ({exc}).") from exc
         module.eval()
@@ -265,7 +252,7 @@ class TorchScriptBackend(Backend):
             probability=np.clip(probability, 0.0, 1.0), mask=mask, uncertainty=uncertainty,
             case_uncertainty=case_score(uncertainty, mask), members=int(members.probabilities.shape[0]),
             member_kind=members.member_kind, forward_seconds=members.forward_seconds,
-            device=_device_name(self.device),
+            device=device_name(self.device),
         )  # fmt: skip
         progress("postprocessing", 1.0)
         return proposal
