@@ -11,6 +11,8 @@ urlpatterns = [
     path("imaging/", include("imaging.web_urls")),
     path("api/v1/inference/", include("inference.urls")),
     path("inference/", include("inference.web_urls")),
+    path("api/v1/delineation/", include("delineation.urls")),
+    path("delineation/", include("delineation.web_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

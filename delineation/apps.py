@@ -1,7 +1,4 @@
-"""Timed physician delineation sessions and contour versions (issue 5).
-
-Registered now so the layout and migrations are stable; it holds no features until its issue lands.
-"""
+"""Timed physician delineation: sessions with raw interaction events, contour versions, signed submission."""
 
 from django.apps import AppConfig
 
@@ -9,3 +6,4 @@ from django.apps import AppConfig
 class DelineationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "delineation"
+    verbose_name = "Delineation"

@@ -10,8 +10,8 @@ class Signature(AuditedModel):
     class Meaning(models.TextChoices):
         RANDOMISE = "randomise", "I randomise this patient and confirm eligibility and consent"
         CORRECT = "correct", "I correct this stratum and confirm the reason given"
-        SUBMIT = "submit", "I submit this contour as my delineation"
-        APPROVE = "approve", "I approve this contour as the reference GTV"
+        SUBMIT = "submit", "I submit this GTV as my delineation"
+        APPROVE = "approve", "I approve this GTV for treatment planning"
 
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signatures")
     signer_name = models.CharField(max_length=300)

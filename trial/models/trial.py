@@ -38,6 +38,10 @@ def default_required_modalities() -> list[str]:
     return ["CT", "PT"]
 
 
+def default_gtv_segments() -> list[str]:
+    return ["GTVp"]
+
+
 class Trial(AuditedModel):
     class Method(models.TextChoices):
         BLOCKS = "blocks", "Stratified permuted blocks (random block sizes)"
@@ -61,6 +65,12 @@ class Trial(AuditedModel):
     is_open = models.BooleanField(default=True)
     # DICOM modalities a patient needs before delineation can start ("CT", "PT", "MR").
     required_modalities = models.JSONField(default=default_required_modalities)
+    # The GTV segments delineated, in labelmap order (1, 2, …): ["GTVp"] or ["GTVp", "GTVn"].
+    gtv_segments = models.JSONField(default=default_gtv_segments)
+    # Delineation timing: gaps between interaction events longer than this are idle and not counted as active
+    # time; edit events further apart than the burst gap start a new editing burst.
+    idle_cutoff_seconds = models.PositiveIntegerField(default=60)
+    edit_burst_seconds = models.PositiveIntegerField(default=10)
 
     def __str__(self):
         return f"{self.name} ({self.protocol_id})"

@@ -1,0 +1,7 @@
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _storage(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MODEL_ROOT = tmp_path / "models"
