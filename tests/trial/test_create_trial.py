@@ -42,6 +42,9 @@ def test_creates_trial_sites_and_secret_and_audits_without_the_secret(tmp_path):
         ({"block_sizes": [3]}, "multiples of 2"),
         ({"method": "urn"}, "Unknown randomisation method"),
         ({"drop": ("name", "sites")}, "lacks: name, sites"),
+        ({"gtv_segments": ["GTVp", "GTVp"]}, "distinct segment names"),
+        ({"idle_cutoff_seconds": 0}, "idle_cutoff_seconds must be"),
+        ({"required_modalities": ["PT"]}, "must include CT"),
     ],
 )
 def test_invalid_definitions_leave_nothing_behind(tmp_path, overrides, message):
@@ -49,3 +52,11 @@ def test_invalid_definitions_leave_nothing_behind(tmp_path, overrides, message):
     with pytest.raises(CommandError, match=message):
         call_command("create_trial", str(spec))
     assert not Trial.objects.exists() and not AuditEntry.objects.exists()
+
+
+def test_delineation_settings_are_taken_from_the_definition(tmp_path):
+    spec = _definition(tmp_path, gtv_segments=["GTVp", "GTVn"], idle_cutoff_seconds=90, edit_burst_seconds=5)
+    call_command("create_trial", str(spec))
+    trial = Trial.objects.get(protocol_id="CT-SETUP")
+    assert trial.gtv_segments == ["GTVp", "GTVn"] and trial.idle_cutoff_seconds == 90 and trial.edit_burst_seconds == 5
+    assert trial.required_modalities == ["CT", "PT"]

@@ -34,6 +34,7 @@ class Command(BaseCommand):
         if Trial.objects.filter(protocol_id=spec["protocol_id"]).exists():
             raise CommandError(f"A trial with protocol id {spec['protocol_id']!r} exists already.")
         ratio = spec.get("allocation_ratio", [1, 1])
+        delineation = _delineation_settings(spec)
         with transaction.atomic(), audit_context(None, reason=f"trial set up from {definition.name}"):
             trial = Trial(
                 name=spec["name"],
@@ -47,6 +48,7 @@ class Command(BaseCommand):
                 strata_factors=spec["strata_factors"],
                 eligibility_criteria=spec["eligibility_criteria"],
                 consent_form_versions=spec["consent_form_versions"],
+                **delineation,
             )
             trial.save()
             for site_spec in spec["sites"]:
@@ -62,3 +64,27 @@ class Command(BaseCommand):
                 raise CommandError(f"Invalid randomisation design: {exc}") from exc
             RandomisationSecret(trial=trial, block_sizes=block_sizes).save()
         self.stdout.write(self.style.SUCCESS(f"Trial {trial.protocol_id} created with {len(spec['sites'])} site(s)."))
+
+
+def _delineation_settings(spec: dict) -> dict:
+    """Optional delineation settings: segments, required modalities and the timing cut-offs, checked."""
+    settings = {}
+    segments = spec.get("gtv_segments", ["GTVp"])
+    if (
+        not isinstance(segments, list)
+        or not 1 <= len(segments) <= 4
+        or len(set(segments)) != len(segments)
+        or not all(isinstance(name, str) and name.strip() for name in segments)
+    ):
+        raise CommandError('gtv_segments must list 1–4 distinct segment names, e.g. ["GTVp", "GTVn"].')
+    settings["gtv_segments"] = segments
+    modalities = spec.get("required_modalities", ["CT", "PT"])
+    if "CT" not in modalities or not set(modalities) <= {"CT", "PT", "MR"}:
+        raise CommandError("required_modalities must include CT and may add PT and MR.")
+    settings["required_modalities"] = modalities
+    for key, default, lowest in (("idle_cutoff_seconds", 60, 5), ("edit_burst_seconds", 10, 1)):
+        value = spec.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+            raise CommandError(f"{key} must be a whole number of seconds, at least {lowest}.")
+        settings[key] = value
+    return settings
