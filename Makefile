@@ -6,14 +6,25 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/contourtrial
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup demo test lint services system-packages simulate bench-ingest bench-inference clean
+.PHONY: setup demo test lint services system-packages simulate bench-ingest bench-inference bench-viewer clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-setup: $(BIN)/.installed
+# The viewer bundle: npm ci when the lock file changes, a Vite build when a source file does.
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) $(wildcard frontend/*.json frontend/*.ts frontend/index.html)
+
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+frontend/dist/.built: frontend/node_modules/.installed $(FRONTEND_SOURCES)
+	cd frontend && npm run build --silent
+	touch $@
+
+setup: $(BIN)/.installed frontend/dist/.built
 
 demo: setup
 	scripts/demo.sh
@@ -29,6 +40,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: setup system-packages services lint
+	cd frontend && npm test --silent
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) CONTOURTRIAL_TESTING=1 \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -42,6 +54,9 @@ bench-ingest: setup services
 
 bench-inference: setup
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/inference_bench.py --backend all --dicom --repeats 3
+
+bench-viewer: setup system-packages services
+	$(BIN)/python bench/viewer_bench.py --screenshots docs/img
 
 clean:
 	rm -rf $(VENV) var

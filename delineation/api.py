@@ -8,7 +8,6 @@ AI-arm case; for a manual-arm case no response here names or carries anything fr
 import json
 import zlib
 
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema, inline_serializer
@@ -23,8 +22,7 @@ from trial.services.errors import InvalidInput, NotFound
 from . import interpolation, labelmap_codec, services
 from .cases import fused_pet, proposal_of, reference_ct, segments_of, status_of
 from .models import ContourVersion, DelineationSession
-
-LABELMAP_TYPE = "application/vnd.contourtrial.labelmap"
+from .parsers import LABELMAP_TYPE, LabelmapParser
 
 
 class VersionSerializer(serializers.ModelSerializer):
@@ -136,12 +134,11 @@ def labelmap_response(blob: bytes, shape, version: int | None = None) -> HttpRes
 
 
 def _body(request) -> bytes:
-    try:
-        body = request.body
-    except RequestDataTooBig as exc:
-        raise InvalidInput("The contour is larger than the server accepts in one request (10 MB).") from exc
+    body = request.data
     if not body:
         raise InvalidInput("The request carries no labelmap (empty body).")
+    if not isinstance(body, bytes):
+        raise InvalidInput(f"Send the labelmap as {LABELMAP_TYPE} (docs/DELINEATION.md).")
     return body
 
 
@@ -214,7 +211,7 @@ class CaseViewSet(viewsets.ViewSet):
         responses={201: VersionSerializer, 200: VersionSerializer},
         summary="Autosave: store the labelmap as the next version (409 if edited from an older version)",
     )
-    @action(detail=True, methods=["get", "post"], parser_classes=[])
+    @action(detail=True, methods=["get", "post"], parser_classes=[LabelmapParser])
     def versions(self, request, pk=None):
         patient = services.case_for(request.user, pk)
         if request.method == "GET":
@@ -241,7 +238,7 @@ class CaseViewSet(viewsets.ViewSet):
         responses={(200, LABELMAP_TYPE): OpenApiTypes.BINARY},
         summary="Fill a segment in on the empty slices between drawn slices (nothing is saved)",
     )
-    @action(detail=True, methods=["post"], parser_classes=[])
+    @action(detail=True, methods=["post"], parser_classes=[LabelmapParser])
     def interpolate(self, request, pk=None):
         patient = services.case_for(request.user, pk)
         ct, shape = services.grid_of(patient)

@@ -61,6 +61,28 @@ def test_autosave_versions_count_up_and_a_stale_save_gets_409(world, manual):
     assert ContourVersion.objects.filter(patient=manual.patient).count() == 2
 
 
+def test_autosave_from_a_logged_in_page_passes_the_csrf_check(world, manual):
+    """As the browser sends it: session cookie, CSRF token header, raw labelmap body."""
+    from django.middleware.csrf import _get_new_csrf_string
+    from rest_framework.test import APIClient
+
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(world.physician)
+    token = _get_new_csrf_string()
+    client.cookies["csrftoken"] = token
+    url = f"/api/v1/delineation/cases/{manual.patient.pk}/versions/"
+    body = labelmap_codec.encode(manual.truth.astype(np.uint8))
+    headers = {"HTTP_X_BASE_VERSION": "0", "HTTP_X_SAVE_ID": str(uuid.uuid4())}
+    refused = client.post(url, data=body, content_type="application/vnd.contourtrial.labelmap", **headers)
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    saved = client.post(url, data=body, content_type="application/vnd.contourtrial.labelmap",
+                        HTTP_X_CSRFTOKEN=token, **headers)  # fmt: skip
+    assert saved.status_code == 201, saved.content
+    wrong_type = client.post(url, data=body, content_type="application/octet-stream", HTTP_X_CSRFTOKEN=token,
+                             HTTP_X_BASE_VERSION="1", HTTP_X_SAVE_ID=str(uuid.uuid4()))  # fmt: skip
+    assert wrong_type.status_code == 415
+
+
 def test_a_retried_save_returns_its_version_instead_of_a_second_one(world, manual):
     client = world.client(world.physician)
     save_id = uuid.uuid4()

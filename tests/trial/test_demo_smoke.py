@@ -92,7 +92,27 @@ def test_demo_serves_seeded_roles_and_its_worker_runs_tasks(tmp_path):
         assert jobs[0]["status"] == "succeeded", jobs[0]["failure_reason"]
         assert jobs[0]["model"].startswith("contourtrial-demo-gtv-unet:1.0") and jobs[0]["contour"]["volume_ml"] > 1
         assert "contourtrial-demo-gtv-unet" in browser.get("/admin/inference/modelversion/")
+        _physicians_can_open_their_imaged_cases(base)
     finally:
         os.killpg(demo.pid, signal.SIGTERM)
         demo.wait(timeout=30)
         log.close()
+
+
+def _physicians_can_open_their_imaged_cases(base):
+    """Both imaged demo patients are ready on their physician's worklist and open in the workstation."""
+    ready = []
+    for username in ("physician", "physician_ode"):
+        browser = Browser(base)
+        browser.post("/accounts/login/", {"username": username, "password": f"{username}-demo"}, "/accounts/login/")
+        cases = json.loads(browser.get("/api/v1/delineation/cases/"))
+        for case in (c for c in cases if c["status"] == "ready"):
+            page = browser.get(case["url"])
+            assert 'id="workstation"' in page and "/static/viewer/viewer" in page
+            manifest = json.loads(browser.get(f"/api/v1/delineation/cases/{case['id']}/"))
+            assert len(manifest["ct"]["image_ids"]) >= 120 and manifest["pet"]["suv_factors"]
+            ready.append(("proposal" in manifest, case["trial_number"]))
+    assert sorted(arm for arm, _ in ready) == [False, True], ready  # one manual-arm, one AI-arm case
+    script = re.search(r'src="(/static/viewer/viewer[^"]*\.js)"', page).group(1)
+    bundle = urllib.request.urlopen(base + script, timeout=10)
+    assert bundle.status == 200 and "javascript" in bundle.headers["Content-Type"]
