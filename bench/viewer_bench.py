@@ -166,28 +166,42 @@ def middle_slice(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask.any(axis=(1, 2))).mean())
 
 
+ZOOM_JS = """([z, factor]) => {
+  window.contourTrial.showAxialSlice(z);
+  const vp = window.contourTrial.debug.getViewport('viewport-axial');
+  vp.setZoom(factor);
+  vp.render();
+}"""
+
+
+def draw_gtv_outline(page, truth: np.ndarray, z: int) -> None:
+    """Brush strokes along the true GTV's rows on slice z, as a physician would paint it."""
+    rows = np.flatnonzero(truth[z].any(axis=1))
+    for row in rows[:: max(1, len(rows) // 8)]:
+        columns = np.flatnonzero(truth[z, row])
+        start = page.evaluate("([r, c]) => window.contourTrial.axialPointOnPage(r, c)", [int(row), int(columns[0])])
+        end = page.evaluate("([r, c]) => window.contourTrial.axialPointOnPage(r, c)", [int(row), int(columns[-1])])
+        page.mouse.move(start["x"], start["y"])
+        page.mouse.down()
+        page.mouse.move(end["x"], end["y"], steps=8)
+        page.mouse.up()
+
+
 def screenshots(browser, base, world, ai, manual, folder: Path) -> None:
-    """The manual arm with a GTV drawn by brush strokes, the AI arm with uncertainty and proposal outline."""
+    """The manual arm with a GTV painted by brush strokes, the AI arm with uncertainty and proposal outline;
+    the axial view zoomed on the tumour."""
     folder.mkdir(parents=True, exist_ok=True)
     context, page = open_case(browser, base, manual.patient, world.physician.username)
     z = middle_slice(manual.truth)
-    page.evaluate("z => window.contourTrial.showAxialSlice(z)", z)
+    page.evaluate(ZOOM_JS, [z, 2.5])
     page.keyboard.press("b")
-    box = page.locator("#viewport-axial").bounding_box()
-    centre = np.argwhere(manual.truth[z]).mean(axis=0)  # the viewport shows the whole slice, square
-    x = box["x"] + box["width"] * centre[1] / manual.truth.shape[2]
-    y = box["y"] + box["height"] * centre[0] / manual.truth.shape[1]
-    for dy in range(-6, 7, 3):
-        page.mouse.move(x - 12, y + dy)
-        page.mouse.down()
-        page.mouse.move(x + 12, y + dy, steps=8)
-        page.mouse.up()
+    draw_gtv_outline(page, manual.truth, z)
     page.evaluate("window.contourTrial.flushSave()")
     page.wait_for_timeout(500)
     page.screenshot(path=str(folder / "workstation-manual.png"))
     context.close()
     context, page = open_case(browser, base, ai.patient, world.physician.username)
-    page.evaluate("z => window.contourTrial.showAxialSlice(z)", middle_slice(ai.truth))
+    page.evaluate(ZOOM_JS, [middle_slice(ai.truth), 2.5])
     page.keyboard.press("u")
     page.keyboard.press("a")
     page.wait_for_timeout(500)

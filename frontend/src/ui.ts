@@ -178,7 +178,9 @@ export function buildUI(root: HTMLElement, m: Manifest): UI {
     h('div', { class: 'ct-dialog-buttons' }, submitCancel, submitConfirm),
   );
   const helpList = h('dl', { class: 'ct-shortcuts' });
-  for (const [k, d] of SHORTCUTS) helpList.append(h('dt', { text: k }), h('dd', { text: d }));
+  // The manual arm's page names nothing of a model, not even in the help.
+  const shortcuts = m.proposal ? SHORTCUTS : SHORTCUTS.filter(([k]) => k !== 'u' && k !== 'a');
+  for (const [k, d] of shortcuts) helpList.append(h('dt', { text: k }), h('dd', { text: d }));
   const helpClose = h('button', { type: 'button', text: 'Close' });
   const help = h('dialog', { id: 'shortcut-sheet', class: 'ct-dialog' }, h('h2', { text: 'Keyboard shortcuts' }), helpList, helpClose);
   helpClose.addEventListener('click', () => help.close());

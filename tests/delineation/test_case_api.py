@@ -11,6 +11,7 @@ from delineation.models import ContourVersion, Submission
 from delineation.signals import contour_submitted
 from tests.conftest import PASSWORD, World
 from tests.delineation.helpers import case_in_arm, post_labelmap, store_proposal
+from tests.inference.conftest import patient_in_arm
 from trial.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
@@ -238,12 +239,34 @@ def test_bad_events_are_refused_and_none_of_the_batch_is_kept(world, manual, eve
 
 def test_worklist_shows_each_case_with_its_status(world, manual, tmp_path):
     waiting = case_in_arm(world, "ai", tmp_path / "ai", seed=23)
+    no_images = patient_in_arm(world, "manual")
     client = world.client(world.physician)
     client.force_login(world.physician)
     statuses = {item["trial_number"]: item["status"] for item in client.get("/api/v1/delineation/cases/").json()}
     assert statuses[manual.patient.trial_number] == "ready"
     assert statuses[waiting.patient.trial_number] == "waiting_ai"
+    assert statuses[no_images.trial_number] == "waiting_images"
     others = set(statuses) - {manual.patient.trial_number, waiting.patient.trial_number}
-    assert others and all(statuses[n] == "waiting_images" for n in others)
+    assert all(statuses[n] == "waiting_images" for n in others)  # patients randomised on the way
     page = client.get("/delineation/")
     assert page.status_code == 200 and b"Waiting for the AI proposal" in page.content
+
+
+def test_a_trial_with_gtvp_and_gtvn_saves_both_segments(world, manual):
+    trial = manual.patient.trial
+    trial.gtv_segments = ["GTVp", "GTVn"]
+    trial.save()
+    client = world.client(world.physician)
+    manifest = client.get(f"/api/v1/delineation/cases/{manual.patient.pk}/").json()
+    assert [s["label"] for s in manifest["segments"]] == ["GTVp", "GTVn"]
+    labels = manual.truth.astype(np.uint8)
+    labels[0, :4, :4] = 2  # a node far from the primary
+    saved = post_labelmap(client, manual.patient, labels, base=0)
+    assert saved.status_code == 201, saved.content
+    voxel_cc = np.prod(manual.ct.spacing) / 1000
+    assert saved.json()["volumes_cc"] == {
+        "1": pytest.approx(manual.truth.sum() * voxel_cc),
+        "2": pytest.approx(16 * voxel_cc),
+    }
+    back = client.get(f"/api/v1/delineation/cases/{manual.patient.pk}/labelmap/")
+    assert np.array_equal(labelmap_codec.decode(back.content, manual.truth.shape, 2), labels)

@@ -14,6 +14,7 @@ from tests.browser import chromium_page, login
 from tests.conftest import PASSWORD, World
 from tests.delineation.helpers import case_in_arm, store_proposal
 from tests.inference.conftest import register_demo
+from tests.processes import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -91,8 +92,13 @@ def test_manual_arm_draw_autosave_reload_submit(live_server, tmp_path):
     world = World()
     case = case_in_arm(world, "manual", tmp_path / "phantom", seed=31)
     with chromium_page() as page:
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
         login(page, live_server.url, world.physician.username, PASSWORD)
         open_case(page, live_server.url, case.patient)
+        dom = page.content().lower()  # the whole document, hidden dialogs included
+        assert not any(word in dom for word in ("proposal", "uncertainty", "model", "ai-assisted"))
+        assert not any("proposal" in url or "inference" in url for url in requested)
         assert_rendered(page, "#viewport-axial")
         assert_rendered(page, "#viewport-sagittal")
         assert page_digest(page) == (0, 0)  # the manual arm starts from nothing
@@ -149,3 +155,23 @@ def test_ai_arm_starts_from_the_proposal_and_edits_it(live_server, tmp_path):
         assert page_digest(page) == labelmap_codec.digest(labels)
         submit(page)
     assert Submission.objects.get(patient=case.patient).version.number == number
+
+
+def test_leaving_the_page_right_after_an_edit_keeps_it_and_the_events(live_server, tmp_path):
+    """pagehide: the pending labelmap goes out with fetch keepalive and the last events by sendBeacon."""
+    world = World()
+    case = case_in_arm(world, "manual", tmp_path / "phantom", seed=33)
+    with chromium_page() as page:
+        login(page, live_server.url, world.physician.username, PASSWORD)
+        open_case(page, live_server.url, case.patient)
+        page.keyboard.press("b")
+        rows, columns = case.truth.shape[1:]
+        stroke(page, rows / 2, columns / 2, columns / 10)
+        expected = page_digest(page)
+        assert expected[0] > 0 and page.get_attribute("#save-state", "data-state") == "dirty"
+        page.goto(f"{live_server.url}/delineation/")  # before the autosave's debounce has run
+        wait_for(lambda: ContourVersion.objects.filter(patient=case.patient).exists(), timeout=15,
+                 what="the keepalive save")  # fmt: skip
+    assert labelmap_codec.digest(stored(case.patient)) == expected
+    wait_for(lambda: SessionEvent.objects.filter(session__patient=case.patient, kind="close").exists(), timeout=15,
+             what="the beacon's close event")  # fmt: skip
