@@ -21,7 +21,7 @@ from trial.services.errors import InvalidInput, NotFound
 
 from . import interpolation, labelmap_codec, services
 from .cases import fused_pet, proposal_of, reference_ct, segments_of, status_of
-from .models import ContourVersion, DelineationSession
+from .models import DELINEATION, ContourVersion, DelineationSession
 from .parsers import LABELMAP_TYPE, LabelmapParser
 
 
@@ -124,6 +124,17 @@ def _series(request, series, suv=False) -> dict:
     return data
 
 
+def events_from(request):
+    """The batch of events: a JSON body, or a beacon's form whose `events` field carries the JSON list as text."""
+    events = request.data.get("events") if hasattr(request.data, "get") else None
+    if isinstance(events, str):
+        try:
+            events = json.loads(events)
+        except ValueError as exc:
+            raise InvalidInput(f"`events` is not JSON: {exc}") from exc
+    return events
+
+
 def labelmap_response(blob: bytes, shape, version: int | None = None) -> HttpResponse:
     response = HttpResponse(blob, content_type=LABELMAP_TYPE)
     response["X-Labelmap-Shape"] = ",".join(str(n) for n in shape)
@@ -215,7 +226,7 @@ class CaseViewSet(viewsets.ViewSet):
     def versions(self, request, pk=None):
         patient = services.case_for(request.user, pk)
         if request.method == "GET":
-            versions = ContourVersion.objects.filter(patient=patient, source=ContourVersion.Source.PHYSICIAN)
+            versions = ContourVersion.objects.filter(patient=patient, stream=DELINEATION)
             return Response(VersionSerializer(versions.order_by("number"), many=True).data)
         try:
             version, created = services.save_version(
@@ -343,11 +354,5 @@ class SessionViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"], parser_classes=[JSONParser, FormParser, MultiPartParser])
     def events(self, request, pk=None):
-        events = request.data.get("events")
-        if isinstance(events, str):  # a beacon's form field carries the JSON list as text
-            try:
-                events = json.loads(events)
-            except ValueError as exc:
-                raise InvalidInput(f"`events` is not JSON: {exc}") from exc
-        stored = services.record_events(actor=request.user, session_id=pk, events=events)
+        stored = services.record_events(actor=request.user, session_id=pk, events=events_from(request))
         return Response({"stored": stored}, status=status.HTTP_202_ACCEPTED)

@@ -8,7 +8,7 @@ from inference.models import AIContour
 from inference.services import current_proposal, is_ai_arm
 from trial.models import Patient
 
-from .models import ContourVersion, DelineationSession, Submission
+from .models import DELINEATION, ContourVersion, DelineationSession, Submission
 
 STATUS_LABELS = {
     "waiting_images": "Waiting for images",
@@ -35,7 +35,7 @@ def status_of(patient: Patient) -> CaseStatus:
     submission = Submission.objects.filter(patient=patient).first()
     if submission is not None:
         return CaseStatus("submitted", submission.submitted_at)
-    first_session = DelineationSession.objects.filter(patient=patient).order_by("opened_at").first()
+    first_session = DelineationSession.objects.filter(patient=patient, stream=DELINEATION).order_by("opened_at").first()
     if first_session is not None:
         return CaseStatus("in_progress", first_session.opened_at)
     completion = ImagingCompletion.objects.filter(patient=patient).first()
@@ -65,8 +65,8 @@ def segments_of(patient: Patient) -> list[dict]:
     ]
 
 
-def latest_version(patient: Patient, source: str = ContourVersion.Source.PHYSICIAN) -> ContourVersion | None:
-    return ContourVersion.objects.filter(patient=patient, source=source).order_by("-number").first()
+def latest_version(patient: Patient, stream: str = DELINEATION) -> ContourVersion | None:
+    return ContourVersion.objects.filter(patient=patient, stream=stream).order_by("-number").first()
 
 
 def proposal_of(patient: Patient) -> AIContour | None:

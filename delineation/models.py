@@ -14,12 +14,16 @@ from imaging.models import Series
 from trial.models import Patient, Signature
 from trial.models.audit import AppendOnlyError, AuditedModel
 
+DELINEATION = "delineation"  # the physician's stream of work; a panel review has "review:<assignment id>"
+
 
 class DelineationSession(AuditedModel):
-    """One opening of a case's workstation page (one monotonic event clock)."""
+    """One opening of a case's workstation page (one monotonic event clock), by the physician delineating or
+    by a panel member reviewing (`stream`)."""
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="delineation_sessions")
-    physician = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    stream = models.CharField(max_length=40, default=DELINEATION)
     opened_at = models.DateTimeField(auto_now_add=True)
     user_agent = models.CharField(max_length=300, blank=True)
 
@@ -50,7 +54,8 @@ class SessionEvent(models.Model):
 
 
 class ContourVersion(AuditedModel):
-    """A saved labelmap on the CT grid. Numbers count up per patient and source; rows never change."""
+    """A saved labelmap on the CT grid. Numbers count up per patient and stream (the physician's delineation,
+    or one panel member's review); rows never change."""
 
     class Source(models.TextChoices):
         PHYSICIAN = "physician", "Physician"
@@ -58,6 +63,7 @@ class ContourVersion(AuditedModel):
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="contour_versions")
     source = models.CharField(max_length=16, choices=Source.choices)
+    stream = models.CharField(max_length=40, default=DELINEATION)
     number = models.PositiveIntegerField()
     based_on = models.PositiveIntegerField(default=0)  # the version the editor started from (0: none)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -72,9 +78,9 @@ class ContourVersion(AuditedModel):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["patient_id", "source", "number"]
+        ordering = ["patient_id", "stream", "number"]
         constraints = [
-            models.UniqueConstraint(fields=["patient", "source", "number"], name="unique_contour_version_number"),
+            models.UniqueConstraint(fields=["patient", "stream", "number"], name="unique_contour_version_number"),
         ]
 
     def __str__(self):

@@ -6,6 +6,7 @@ a retried request cannot make two versions from one base, and a refused request 
 
 import math
 import uuid
+from collections.abc import Callable
 
 import numpy as np
 from django.db import transaction
@@ -20,7 +21,7 @@ from trial.services.signatures import check_password, sign
 
 from . import labelmap_codec, timing
 from .cases import latest_version, reference_ct
-from .models import ContourVersion, DelineationSession, SessionEvent, Submission
+from .models import DELINEATION, ContourVersion, DelineationSession, SessionEvent, Submission
 from .signals import contour_submitted
 
 EVENT_KINDS = frozenset(
@@ -88,11 +89,30 @@ def is_submitted(patient: Patient) -> bool:
     return Submission.objects.filter(patient=patient).exists()
 
 
-def save_version(*, actor, patient: Patient, blob: bytes, base_version: int, save_id: str, session_id=None):
-    """Store the labelmap as the next version if it was edited from the latest one.
+def delineation_lock(patient: Patient) -> str | None:
+    """Why the physician's delineation can no longer change (None while it can)."""
+    if is_submitted(patient):
+        return f"{patient.trial_number} is submitted and locked; it cannot be changed."
+    return None
+
+
+def save_version(
+    *,
+    actor,
+    patient: Patient,
+    blob: bytes,
+    base_version: int,
+    save_id: str,
+    session_id=None,
+    stream: str = DELINEATION,
+    source: str = ContourVersion.Source.PHYSICIAN,
+    lock: Callable[[Patient], str | None] = delineation_lock,
+):
+    """Store the labelmap as the next version of `stream` if it was edited from the stream's latest one.
 
     Returns (version, created). A save id seen before returns the version it made (a retry after a lost
-    answer). A base older than the latest version is refused with StaleSave: another tab saved meanwhile."""
+    answer). A base older than the latest version is refused with StaleSave: another tab saved meanwhile.
+    `lock` says why the stream is closed (checked under the patient's row lock), e.g. after submission."""
     try:
         save_uuid = uuid.UUID(str(save_id))
     except ValueError as exc:
@@ -100,19 +120,20 @@ def save_version(*, actor, patient: Patient, blob: bytes, base_version: int, sav
     ct, shape = grid_of(patient)
     segments = len(patient.trial.gtv_segments)
     labels = decode_labelmap(patient, blob)
-    session = _own_session(actor, patient, session_id) if session_id else None
+    session = _own_session(actor, patient, session_id, stream) if session_id else None
     spacing = ct.spacing
     voxel_mm3 = float(spacing[0]) * float(spacing[1]) * float(spacing[2])
     with transaction.atomic(), audit_context(actor):
         Patient.objects.select_for_update().get(pk=patient.pk)
         earlier = ContourVersion.objects.filter(save_id=save_uuid).first()
         if earlier is not None:
-            if earlier.patient_id != patient.pk or earlier.author_id != actor.pk:
+            if earlier.patient_id != patient.pk or earlier.author_id != actor.pk or earlier.stream != stream:
                 raise InvalidInput("This save id belongs to another save; send a new one.")
             return earlier, False
-        if is_submitted(patient):
-            raise Locked(f"{patient.trial_number} is submitted and locked; it cannot be changed.")
-        latest = latest_version(patient)
+        reason = lock(patient)
+        if reason:
+            raise Locked(reason)
+        latest = latest_version(patient, stream)
         latest_number = latest.number if latest else 0
         if base_version != latest_number:
             raise StaleSave(
@@ -122,7 +143,8 @@ def save_version(*, actor, patient: Patient, blob: bytes, base_version: int, sav
             )
         version = ContourVersion(
             patient=patient,
-            source=ContourVersion.Source.PHYSICIAN,
+            source=source,
+            stream=stream,
             number=latest_number + 1,
             based_on=base_version,
             author=actor,
@@ -139,8 +161,8 @@ def save_version(*, actor, patient: Patient, blob: bytes, base_version: int, sav
     return version, True
 
 
-def read_version(patient: Patient, number: int | None = None) -> ContourVersion:
-    versions = ContourVersion.objects.filter(patient=patient, source=ContourVersion.Source.PHYSICIAN)
+def read_version(patient: Patient, number: int | None = None, stream: str = DELINEATION) -> ContourVersion:
+    versions = ContourVersion.objects.filter(patient=patient, stream=stream)
     version = versions.order_by("-number").first() if number is None else versions.filter(number=number).first()
     if version is None:
         raise NotFound(f"{patient.trial_number} has no saved contour" + (f" version {number}." if number else " yet."))
@@ -174,12 +196,15 @@ def submit(*, actor, patient: Patient, password: str, version_number: int) -> Su
     return submission
 
 
-def open_session(*, actor, patient: Patient, user_agent: str = "") -> DelineationSession:
-    """A page load of the workstation starts a session; a submitted case is read-only and starts none."""
-    if is_submitted(patient):
-        raise Locked(f"{patient.trial_number} is submitted and locked; viewing it does not start a session.")
+def open_session(
+    *, actor, patient: Patient, user_agent: str = "", stream: str = DELINEATION, lock=delineation_lock
+) -> DelineationSession:
+    """A page load of the workstation starts a session; a locked case is read-only and starts none."""
+    reason = lock(patient)
+    if reason:
+        raise Locked(f"{reason} Viewing it does not start a session.")
     with transaction.atomic(), audit_context(actor):
-        session = DelineationSession(patient=patient, physician=actor, user_agent=user_agent[:300])
+        session = DelineationSession(patient=patient, user=actor, stream=stream, user_agent=user_agent[:300])
         session.save()
     return session
 
@@ -187,8 +212,8 @@ def open_session(*, actor, patient: Patient, user_agent: str = "") -> Delineatio
 def record_events(*, actor, session_id, events) -> int:
     """Store a batch of interaction events as received, stamped with the server's receipt time."""
     session = DelineationSession.objects.filter(pk=session_id).select_related("patient").first()
-    if session is None or session.physician_id != actor.pk:
-        raise NotFound("There is no such delineation session of yours.")
+    if session is None or session.user_id != actor.pk:
+        raise NotFound("There is no such session of yours.")
     rows = [_event_row(session, item, position) for position, item in enumerate(_event_list(events))]
     SessionEvent.objects.bulk_create(rows)
     return len(rows)
@@ -215,24 +240,27 @@ def _event_row(session, item, position) -> SessionEvent:
     return SessionEvent(session=session, t_ms=float(t), kind=kind, detail=detail, received_at=timezone.now())
 
 
-def _own_session(actor, patient, session_id) -> DelineationSession:
-    session = DelineationSession.objects.filter(pk=session_id, patient=patient, physician=actor).first()
+def _own_session(actor, patient, session_id, stream) -> DelineationSession:
+    session = DelineationSession.objects.filter(pk=session_id, patient=patient, user=actor, stream=stream).first()
     if session is None:
         raise InvalidInput(f"Session {session_id} is not one of yours on {patient.trial_number}.")
     return session
 
 
-def case_times(patient: Patient) -> timing.CaseTimes:
-    """Wall, active and editing time of the physician's delineation, computed afresh from the stored events."""
+def case_times(patient: Patient, stream: str = DELINEATION, finished_at=None) -> timing.CaseTimes:
+    """Wall, active and editing time of one stream of work (the physician's delineation by default, ending at
+    submission; a review ends at `finished_at`), computed afresh from the stored events."""
     sessions = []
-    for session in DelineationSession.objects.filter(patient=patient).order_by("opened_at", "pk"):
+    for session in DelineationSession.objects.filter(patient=patient, stream=stream).order_by("opened_at", "pk"):
         events = [timing.Event(t, kind) for t, kind in session.events.values_list("t_ms", "kind")]
         sessions.append(timing.SessionEvents(opened_at=session.opened_at, events=events))
-    submission = Submission.objects.filter(patient=patient).first()
+    if stream == DELINEATION and finished_at is None:
+        submission = Submission.objects.filter(patient=patient).first()
+        finished_at = submission.submitted_at if submission else None
     trial = patient.trial
     return timing.case_times(
         sessions,
         idle_cutoff_s=trial.idle_cutoff_seconds,
         burst_gap_s=trial.edit_burst_seconds,
-        submitted_at=submission.submitted_at if submission else None,
+        submitted_at=finished_at,
     )

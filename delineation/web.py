@@ -37,5 +37,11 @@ def worklist(request):
 @login_required
 def workstation(request, pk):
     patient = _case(request, pk)
-    context = {"patient": patient, "csrf_token_value": get_token(request)}
+    context = {
+        "title": patient.trial_number,
+        "manifest_url": f"/api/v1/delineation/cases/{patient.pk}/",
+        "home_url": "/delineation/",
+        "home_label": "My worklist",
+        "csrf_token_value": get_token(request),
+    }
     return render(request, "delineation/workstation.html", context)

@@ -21,15 +21,21 @@ export interface VersionInfo {
 }
 
 export interface Manifest {
-  id: number;
-  trial_number: string;
+  id?: number;
+  /** 'review': a blinded panel review (approve instead of submit, then the blinding question). */
+  mode?: 'delineation' | 'review';
+  /** What the page calls the case: the trial id, or the review code for the panel. */
+  title?: string;
+  trial_number?: string;
   status: string;
   locked: boolean;
   segments: Segment[];
   ct: SeriesInfo | null;
   pet: SeriesInfo | null;
   latest_version: VersionInfo | null;
-  idle_cutoff_seconds: number;
+  idle_cutoff_seconds?: number;
+  /** The electronic signature's wording (defaults: the physician's submission). */
+  signature?: { button: string; statement: string; done: string };
   urls: {
     labelmap: string;
     versions: string;
@@ -37,8 +43,14 @@ export interface Manifest {
     sessions: string;
     events_template: string;
     submit: string;
-    timing: string;
+    timing?: string;
+    /** The labelmap to start from when nothing is saved in this stream yet (review: the submitted GTV). */
+    start_labelmap?: string;
+    /** Review: where the answer to "Which arm do you think this case was?" goes. */
+    guess?: string;
   };
+  /** Review: the answer given already ('' when none). */
+  guess?: string;
   proposal?: { labelmap: string; uncertainty: string; model: string };
 }
 

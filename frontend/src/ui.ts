@@ -67,6 +67,8 @@ export interface UI {
   pauseOverlay: HTMLElement;
   resumeButton: HTMLButtonElement;
   help: HTMLDialogElement;
+  guessDialog: HTMLDialogElement;
+  guessError: HTMLElement;
   buttons: Record<string, HTMLButtonElement>;
 }
 
@@ -102,7 +104,7 @@ export function buildUI(root: HTMLElement, m: Manifest): UI {
   }
   viewGroup.append(btn('reset', 'Reset', { 'data-action': 'reset' }, 'Reset views (r)'), btn('help', '?', { 'data-action': 'help' }, 'Keyboard shortcuts (?)'));
   const pauseButton = btn('pause', 'Pause', { id: 'pause-button', 'data-action': 'pause' }, 'Pause the session timer and hide the images');
-  const submitButton = btn('submit', 'Submit GTV…', { id: 'submit-button', class: 'ct-primary' });
+  const submitButton = btn('submit', m.signature?.button ?? 'Submit GTV…', { id: 'submit-button', class: 'ct-primary' });
   const toolbar = h('div', { class: 'ct-toolbar' }, toolGroup, presetGroup, viewGroup, h('div', { class: 'ct-spacer' }), pauseButton, submitButton);
 
   const names = ['axial', 'sagittal', 'coronal'] as const;
@@ -136,8 +138,11 @@ export function buildUI(root: HTMLElement, m: Manifest): UI {
 
   const side = h('aside', { class: 'ct-side' });
   side.append(
-    h('h2', { text: `${m.trial_number}` }),
-    h('p', { class: 'ct-arm', text: m.proposal ? `AI-assisted: starts from ${m.proposal.model}` : 'Manual delineation' }),
+    h('h2', { text: `${m.title ?? m.trial_number ?? ''}` }),
+    h('p', {
+      class: 'ct-arm',
+      text: m.mode === 'review' ? 'Blinded panel review' : m.proposal ? `AI-assisted: starts from ${m.proposal.model}` : 'Manual delineation',
+    }),
     h('div', { class: 'ct-row' }, h('span', { text: 'Session ' }), timer),
     h('div', { class: 'ct-row' }, h('span', { text: 'Save ' }), saveState),
     h('div', { class: 'ct-row ct-volume' }, volume),
@@ -172,7 +177,7 @@ export function buildUI(root: HTMLElement, m: Manifest): UI {
   const submitError = h('p', { id: 'submit-error', class: 'ct-error', role: 'alert', hidden: true });
   const submitDialog = h('dialog', { id: 'submit-dialog', class: 'ct-dialog' },
     h('h2', { text: 'Submit the GTV' }),
-    h('p', { text: 'Electronic signature. By entering your password you state: “I submit this GTV” as the delineation of this case. It cannot be edited afterwards.' }),
+    h('p', { text: m.signature?.statement ?? 'Electronic signature. By entering your password you state: “I submit this GTV” as the delineation of this case. It cannot be edited afterwards.' }),
     h('label', { class: 'ct-field' }, 'Password ', submitPassword),
     submitError,
     h('div', { class: 'ct-dialog-buttons' }, submitCancel, submitConfirm),
@@ -185,11 +190,23 @@ export function buildUI(root: HTMLElement, m: Manifest): UI {
   const help = h('dialog', { id: 'shortcut-sheet', class: 'ct-dialog' }, h('h2', { text: 'Keyboard shortcuts' }), helpList, helpClose);
   helpClose.addEventListener('click', () => help.close());
 
+  const guessError = h('p', { id: 'guess-error', class: 'ct-error', role: 'alert', hidden: true });
+  const guessDialog = h('dialog', { id: 'guess-dialog', class: 'ct-dialog' },
+    h('h2', { text: 'Which arm do you think this case was?' }),
+    h('p', { text: 'Your answer measures how well the blinding held; it changes nothing in the approved GTV.' }),
+    h('div', { class: 'ct-dialog-buttons' },
+      h('button', { type: 'button', 'data-guess': 'ai', text: 'AI-assisted' }),
+      h('button', { type: 'button', 'data-guess': 'manual', text: 'Manual' }),
+      h('button', { type: 'button', 'data-guess': 'dont_know', text: "Don't know" }),
+    ),
+    guessError,
+  ) as HTMLDialogElement;
   root.append(toolbar, lockedBanner, conflictBanner, h('div', { class: 'ct-main' }, grid, side), submitDialog, help);
+  if (m.urls.guess) root.append(guessDialog);
   return {
     root, toolbar, viewports, sliceInfo, status, saveState, volume, timer, brushSize, petOpacity, suvMax, thresholdMin,
     thresholdMax, segmentSelect, submitButton, submitDialog, submitPassword, submitConfirm, submitCancel, submitError,
-    lockedBanner, conflictBanner, pauseButton, pauseOverlay, resumeButton, help, buttons,
+    lockedBanner, conflictBanner, pauseButton, pauseOverlay, resumeButton, help, guessDialog, guessError, buttons,
   };
 }
 

@@ -184,6 +184,9 @@ export async function boot(root: HTMLElement): Promise<void> {
         body: new Uint8Array(await r.arrayBuffer()),
       }))
     : null;
+  const startBody = !latest && manifest.urls.start_labelmap
+    ? fetchChecked(manifest.urls.start_labelmap, { cache: 'no-store' }).then(async (r) => new Uint8Array(await r.arrayBuffer()))
+    : null;
   const proposalBody = proposal ? fetchChecked(proposal.labelmap).then(async (r) => new Uint8Array(await r.arrayBuffer())) : null;
   const uncertaintyBody = proposal
     ? fetchChecked(proposal.uncertainty).then(async (r) => new Uint8Array(await r.arrayBuffer())).catch((e) => {
@@ -373,6 +376,8 @@ export async function boot(root: HTMLElement): Promise<void> {
     const { version, body } = await labelmapBody;
     startData = await decodeLabelmap(body, shape, zFlipped);
     baseVersion = version;
+  } else if (startBody) {
+    startData = await decodeLabelmap(await startBody, shape, zFlipped); // review: the submitted GTV (base 0)
   } else if (proposalData) {
     startData = proposalData.slice(); // the AI arm starts from the AI mask (base version 0)
   }
@@ -763,7 +768,9 @@ export async function boot(root: HTMLElement): Promise<void> {
         ui.submitDialog.close();
         setLocked(true);
         const sig = data.signature;
-        ui.lockedBanner.textContent = `Submitted and locked — version ${data.version}${sig ? `, signed by ${sig.signer_name} at ${new Date(sig.signed_at).toLocaleString()}` : ''}.`;
+        const done = manifest.signature?.done ?? 'Submitted and locked';
+        ui.lockedBanner.textContent = `${done} — version ${data.version}${sig ? `, signed by ${sig.signer_name} at ${new Date(sig.signed_at).toLocaleString()}` : ''}.`;
+        if (manifest.urls.guess && !manifest.guess) askGuess();
         log.record('key', { action: 'submitted', version: data.version });
         void log.flush();
       } else if (r.status === 403) {
@@ -778,6 +785,30 @@ export async function boot(root: HTMLElement): Promise<void> {
     }
   };
   ui.submitConfirm.addEventListener('click', () => void submit());
+
+  // Review: after approving, "Which arm do you think this case was?" (the answer feeds the blinding indices).
+  const askGuess = () => {
+    if (typeof ui.guessDialog.showModal === 'function') ui.guessDialog.showModal();
+    else ui.guessDialog.setAttribute('open', '');
+  };
+  ui.guessDialog.addEventListener('click', async (e) => {
+    const b = (e.target as HTMLElement).closest('button[data-guess]') as HTMLButtonElement | null;
+    if (!b || !manifest.urls.guess) return;
+    const r = await fetch(manifest.urls.guess, {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-CSRFToken': csrf },
+      body: JSON.stringify({ guess: b.dataset.guess }),
+    });
+    if (r.ok) {
+      ui.guessDialog.close();
+      root.dataset.guess = b.dataset.guess;
+    } else {
+      const data = await r.json().catch(() => ({}));
+      ui.guessError.textContent = data.detail || `Not recorded (${r.status}).`;
+      ui.guessError.hidden = false;
+    }
+  });
+  if (manifest.locked && manifest.urls.guess && !manifest.guess) askGuess();
   ui.submitPassword.addEventListener('keydown', (e) => {
     if (e.key === 'Enter') {
       e.preventDefault();

@@ -77,12 +77,19 @@ def _ids():
     return sorted(ids)
 
 
+def _review_code() -> str:
+    from panel_review.models import ReviewCase
+
+    case = ReviewCase.objects.first()
+    return case.code if case else "R-AAAA-AAAA"
+
+
 def _crawl(user):
     client = APIClient()
     client.force_login(user)
     for route, name in _routes():
-        holes = re.findall(r"{(\w+)}", route)
-        urls = [route] if not holes else [route.replace("{pk}", str(i)) for i in _ids()]
+        route = route.replace("{code}", _review_code()).replace("{kind}", "ct").replace("{index}", "0")
+        urls = [route] if "{pk}" not in route else [route.replace("{pk}", str(i)) for i in _ids()]
         for url in urls:
             if "{" in url:
                 raise AssertionError(f"route {route} ({name}) has a parameter the crawl cannot fill")

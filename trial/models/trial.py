@@ -71,6 +71,10 @@ class Trial(AuditedModel):
     # time; edit events further apart than the burst gap start a new editing burst.
     idle_cutoff_seconds = models.PositiveIntegerField(default=60)
     edit_burst_seconds = models.PositiveIntegerField(default=10)
+    # Expert panel: 1 review per case, or 2 independent reviews followed by a consensus review.
+    panel_reviews_per_case = models.PositiveSmallIntegerField(
+        default=1, choices=[(1, "One review"), (2, "Two reviews and a consensus")]
+    )
 
     def __str__(self):
         return f"{self.name} ({self.protocol_id})"

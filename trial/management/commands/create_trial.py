@@ -82,6 +82,10 @@ def _delineation_settings(spec: dict) -> dict:
     if "CT" not in modalities or not set(modalities) <= {"CT", "PT", "MR"}:
         raise CommandError("required_modalities must include CT and may add PT and MR.")
     settings["required_modalities"] = modalities
+    reviews = spec.get("panel_reviews_per_case", 1)
+    if reviews not in (1, 2):
+        raise CommandError("panel_reviews_per_case must be 1 (one review) or 2 (two independent reviews + consensus).")
+    settings["panel_reviews_per_case"] = reviews
     for key, default, lowest in (("idle_cutoff_seconds", 60, 5), ("edit_burst_seconds", 10, 1)):
         value = spec.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or value < lowest:

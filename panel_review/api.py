@@ -1,0 +1,258 @@
+"""The blinded review API (`/api/v1/review/`): a panel member's cases by code only.
+
+Every response is built here from the review case, its code and the images and contours of the case; none
+carries the arm, the physician, the trial id, AI data, a model or any time of the delineation. The images are
+served under the code too, with the DICOM patient name and id replaced by the code.
+"""
+
+import io
+
+import pydicom
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiTypes, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from delineation import interpolation, labelmap_codec
+from delineation import services as delineation
+from delineation.api import _body, _int_header, events_from, labelmap_response
+from delineation.cases import fused_pet, reference_ct, segments_of
+from delineation.parsers import LABELMAP_TYPE, LabelmapParser
+from imaging.models import Series
+from trial.services.errors import InvalidInput, NotFound
+
+from . import services
+from .models import ReviewAssignment
+
+SIGNATURE = {
+    "button": "Approve GTV…",
+    "statement": "Electronic signature. By entering your password you state: “I approve this GTV for treatment "
+    "planning”. This review is locked afterwards.",
+    "done": "Approved and locked",
+}
+
+
+class ApproveSerializer(serializers.Serializer):
+    password = serializers.CharField(help_text="Your password: it signs the approval.")
+    version = serializers.IntegerField(min_value=1, help_text="The version of your review you approve.")
+
+
+class GuessSerializer(serializers.Serializer):
+    guess = serializers.ChoiceField(choices=ReviewAssignment.Guess.choices)
+
+
+def _version(version) -> dict | None:
+    if version is None:
+        return None
+    return {"number": version.number, "volumes_cc": version.volumes_cc}
+
+
+def _series(request, code: str, kind: str, series: Series | None) -> dict | None:
+    if series is None:
+        return None
+    base = f"/api/v1/review/cases/{code}/images/{kind}/"
+    factors = list(series.instances.order_by("slice_index").values_list("suv_factor", flat=True))
+    data = {
+        "shape": [series.slices, series.rows, series.columns],
+        "spacing": series.spacing,
+        "image_ids": ["wadouri:" + request.build_absolute_uri(f"{base}{i}/") for i in range(len(factors))],
+    }
+    if kind == "pet":
+        data["suv_factors"] = factors
+    return data
+
+
+def review_manifest(request, assignment: ReviewAssignment) -> dict:
+    case, patient = assignment.case, assignment.case.patient
+    code = case.code
+    base = f"/api/v1/review/cases/{code}/"
+    latest = delineation.latest_version(patient, assignment.stream)
+    return {
+        "code": code,
+        "title": code,
+        "mode": "review",
+        "status": services.status_of(assignment),
+        "locked": assignment.approved_at is not None,
+        "segments": segments_of(patient),
+        "ct": _series(request, code, "ct", reference_ct(patient)),
+        "pet": _series(request, code, "pet", fused_pet(patient)),
+        "latest_version": _version(latest),
+        "signature": SIGNATURE,
+        "guess": assignment.guess,
+        "urls": {
+            "labelmap": base + "labelmap/",
+            "start_labelmap": base + "start/",
+            "versions": base + "versions/",
+            "interpolate": base + "interpolate/",
+            "sessions": base + "sessions/",
+            "events_template": "/api/v1/review/sessions/{id}/events/",
+            "submit": base + "approve/",
+            "guess": base + "guess/",
+        },
+    }
+
+
+class ReviewCaseViewSet(viewsets.ViewSet):
+    """The panel member's review cases, by code."""
+
+    parser_classes = [JSONParser]
+    lookup_field = "code"
+    lookup_value_regex = r"R-[A-Z0-9]{4}-[A-Z0-9]{4}"
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="My review cases, in my own random order")
+    def list(self, request):
+        return Response(
+            [
+                {
+                    "code": a.case.code,
+                    "kind": a.kind,
+                    "status": services.status_of(a),
+                    "url": f"/review/cases/{a.case.code}/",
+                }
+                for a in services.assignments_of(request.user)
+            ]
+        )
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Open a review case: images, segments, my versions")
+    def retrieve(self, request, code=None):
+        return Response(review_manifest(request, services.assignment_for(request.user, code)))
+
+    @extend_schema(responses={(200, "application/dicom"): OpenApiTypes.BINARY}, summary="One image of the case")
+    @action(detail=True, methods=["get"], url_path=r"images/(?P<kind>ct|pet)/(?P<index>\d+)")
+    def image(self, request, code=None, kind=None, index=None):
+        assignment = services.assignment_for(request.user, code)
+        patient = assignment.case.patient
+        series = reference_ct(patient) if kind == "ct" else fused_pet(patient)
+        instance = series.instances.filter(slice_index=int(index)).first() if series else None
+        if instance is None:
+            raise NotFound("There is no such image in this case.")
+        with instance.file.open("rb") as handle:
+            dataset = pydicom.dcmread(handle)
+        dataset.PatientName = code  # the panel knows the case by its code only
+        dataset.PatientID = code
+        buffer = io.BytesIO()
+        dataset.save_as(buffer, enforce_file_format=True)
+        response = HttpResponse(buffer.getvalue(), content_type="application/dicom")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    @extend_schema(responses={(200, LABELMAP_TYPE): OpenApiTypes.BINARY}, summary="My latest saved version")
+    @action(detail=True, methods=["get"])
+    def labelmap(self, request, code=None):
+        assignment = services.assignment_for(request.user, code)
+        version = delineation.read_version(assignment.case.patient, None, assignment.stream)
+        return labelmap_response(bytes(version.labelmap), version.shape, version.number)
+
+    @extend_schema(responses={(200, LABELMAP_TYPE): OpenApiTypes.BINARY}, summary="The GTV this review starts from")
+    @action(detail=True, methods=["get"])
+    def start(self, request, code=None):
+        version = services.start_version(services.assignment_for(request.user, code))
+        return labelmap_response(bytes(version.labelmap), version.shape)
+
+    @extend_schema(
+        request={LABELMAP_TYPE: OpenApiTypes.BINARY},
+        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
+        summary="Autosave my review (409 if edited from an older version)",
+    )
+    @action(detail=True, methods=["post"], parser_classes=[LabelmapParser])
+    def versions(self, request, code=None):
+        assignment = services.assignment_for(request.user, code)
+        try:
+            version, created = services.save(
+                actor=request.user,
+                assignment=assignment,
+                blob=_body(request),
+                base_version=_int_header(request, "X-Base-Version"),
+                save_id=request.headers.get("X-Save-Id", ""),
+                session_id=request.headers.get("X-Session") or None,
+            )
+        except delineation.StaleSave as exc:
+            return Response({"detail": exc.message, "code": exc.code, "latest_version": exc.latest}, status=409)
+        data = {"number": version.number, "volumes_cc": version.volumes_cc, "save_id": version.save_id}
+        return Response(data, status=status.HTTP_201_CREATED if created else 200)
+
+    @extend_schema(
+        request={LABELMAP_TYPE: OpenApiTypes.BINARY},
+        responses={(200, LABELMAP_TYPE): OpenApiTypes.BINARY},
+        summary="Interpolate a segment between drawn slices (nothing is saved)",
+    )
+    @action(detail=True, methods=["post"], parser_classes=[LabelmapParser])
+    def interpolate(self, request, code=None):
+        patient = services.assignment_for(request.user, code).case.patient
+        ct, shape = delineation.grid_of(patient)
+        labels = delineation.decode_labelmap(patient, _body(request))
+        raw = request.query_params.get("segment", "1")
+        if not raw.isdigit() or not 1 <= int(raw) <= len(patient.trial.gtv_segments):
+            raise InvalidInput(f"segment must be one of 1–{len(patient.trial.gtv_segments)}, not {raw!r}.")
+        filled = interpolation.interpolate_segment(labels, int(raw), spacing_zyx=tuple(ct.spacing))
+        return labelmap_response(labelmap_codec.encode(filled), shape)
+
+    @extend_schema(request=None, responses={201: OpenApiTypes.OBJECT}, summary="Start a timed review session")
+    @action(detail=True, methods=["post"])
+    def sessions(self, request, code=None):
+        assignment = services.assignment_for(request.user, code)
+        session = services.open_session(
+            actor=request.user, assignment=assignment, user_agent=request.headers.get("User-Agent", "")
+        )
+        return Response({"id": session.pk}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ApproveSerializer, responses=OpenApiTypes.OBJECT, summary="Sign and approve the GTV")
+    @action(detail=True, methods=["post"])
+    def approve(self, request, code=None):
+        assignment = services.assignment_for(request.user, code)
+        data = ApproveSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            assignment = services.approve(
+                actor=request.user,
+                assignment=assignment,
+                password=data.validated_data["password"],
+                version_number=data.validated_data["version"],
+            )
+        except delineation.StaleSave as exc:
+            return Response({"detail": exc.message, "code": exc.code, "latest_version": exc.latest}, status=409)
+        signature = assignment.signature
+        return Response(
+            {
+                "version": assignment.approved_version.number,
+                "signature": {
+                    "signer_name": signature.signer_name,
+                    "signed_at": signature.signed_at,
+                    "meaning": signature.meaning,
+                    "statement": signature.statement,
+                },
+            }
+        )
+
+    @extend_schema(
+        request=GuessSerializer, responses=OpenApiTypes.OBJECT, summary="Which arm do you think this case was?"
+    )
+    @action(detail=True, methods=["post"])
+    def guess(self, request, code=None):
+        assignment = services.assignment_for(request.user, code)
+        data = GuessSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = services.record_guess(
+            actor=request.user, assignment=assignment, guess=data.validated_data["guess"]
+        )
+        return Response({"guess": assignment.guess})
+
+
+class ReviewSessionViewSet(viewsets.GenericViewSet):
+    """Interaction events of a review session, timed exactly like delineation sessions."""
+
+    queryset = ReviewAssignment.objects.none()
+    lookup_value_regex = r"\d+"
+
+    @extend_schema(
+        request=inline_serializer("ReviewEventBatch", {"events": serializers.ListField(child=serializers.DictField())}),
+        responses={202: OpenApiTypes.OBJECT},
+        summary="Store a batch of interaction events of a review session",
+    )
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser, FormParser, MultiPartParser])
+    def events(self, request, pk=None):
+        services.require_panel(request.user)
+        stored = delineation.record_events(actor=request.user, session_id=pk, events=events_from(request))
+        return Response({"stored": stored}, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import web
+
+urlpatterns = [
+    path("", web.worklist, name="review-worklist"),
+    path("cases/<str:code>/", web.workstation, name="review-workstation"),
+]
