@@ -6,6 +6,7 @@ served under the code too, with the DICOM patient name and id replaced by the co
 """
 
 import io
+from dataclasses import asdict
 
 import pydicom
 from django.http import HttpResponse
@@ -20,10 +21,17 @@ from delineation import services as delineation
 from delineation.api import _body, _int_header, events_from, labelmap_response
 from delineation.cases import fused_pet, reference_ct, segments_of
 from delineation.parsers import LABELMAP_TYPE, LabelmapParser
+from imaging.export import encode as encode_dataset
+from imaging.export import send_to_planning_system
 from imaging.models import Series
+from trial.api.permissions import role_required
+from trial.models import Patient, Trial
+from trial.roles import Role
 from trial.services.errors import InvalidInput, NotFound
 
 from . import services
+from .export import approved_rtstruct
+from .indices import blinding_indices
 from .models import ReviewAssignment
 
 SIGNATURE = {
@@ -256,3 +264,52 @@ class ReviewSessionViewSet(viewsets.GenericViewSet):
         services.require_panel(request.user)
         stored = delineation.record_events(actor=request.user, session_id=pk, events=events_from(request))
         return Response({"stored": stored}, status=status.HTTP_202_ACCEPTED)
+
+
+class ApprovedGtvViewSet(viewsets.ViewSet):
+    """The panel-approved GTV for the planning system: re-identified RTSTRUCT, download or C-STORE (data managers)."""
+
+    permission_classes = [role_required(Role.DATA_MANAGER)]
+    lookup_value_regex = r"\d+"
+
+    def _patient(self, pk):
+        patient = Patient.objects.filter(pk=pk).first()
+        if patient is None:
+            raise NotFound("There is no such patient.")
+        return patient
+
+    @extend_schema(responses={(200, "application/dicom"): OpenApiTypes.BINARY}, summary="Download the RTSTRUCT")
+    @action(detail=True, methods=["get"])
+    def rtstruct(self, request, pk=None):
+        patient = self._patient(pk)
+        response = HttpResponse(encode_dataset(approved_rtstruct(actor=request.user, patient=patient)),
+                                content_type="application/dicom")  # fmt: skip
+        response["Content-Disposition"] = f'attachment; filename="{patient.trial_number}-approved-GTV-RTSTRUCT.dcm"'
+        return response
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="Send the RTSTRUCT to the planning system")
+    @action(detail=True, methods=["post"])
+    def send(self, request, pk=None):
+        send_to_planning_system(approved_rtstruct(actor=request.user, patient=self._patient(pk)))
+        return Response({"detail": "Sent to the planning system."})
+
+
+class BlindingIndexViewSet(viewsets.ViewSet):
+    """Bang's blinding index per arm and James' index from the panel's guesses (statisticians, data managers)."""
+
+    permission_classes = [role_required(Role.STATISTICIAN, Role.DATA_MANAGER)]
+    lookup_value_regex = r"\d+"
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Blinding indices of a trial")
+    def retrieve(self, request, pk=None):
+        trial = Trial.objects.filter(pk=pk).first()
+        if trial is None:
+            raise NotFound("There is no such trial.")
+        indices = blinding_indices(trial)
+        return Response(
+            {
+                "answers": indices["answers"],
+                "bang": {arm: asdict(value) for arm, value in indices["bang"].items()},
+                "james": asdict(indices["james"]),
+            }
+        )

@@ -28,6 +28,7 @@ $BIN/python manage.py seed_demo --no-images  # trial, users, patients
 $BIN/python manage.py register_model inference/demo_model --backend torchscript --name contourtrial-demo-gtv-unet \
     --version 1.0 --exist-ok --activate-for CT-HN-DEMO --reason "demo model" --by datamanager
 $BIN/python manage.py seed_demo  # phantom images for one AI-arm and one manual-arm patient
+$BIN/python manage.py seed_demo_review  # a submitted GTV waiting for the blinded panel
 
 $BIN/celery -A config worker -Q default --pool=solo --loglevel=warning -n default@%h &
 WORKER=$!

@@ -89,6 +89,18 @@ def test_review_edit_approve_guess_and_metrics(world, tmp_path, django_capture_o
     )
     assert AuditEntry.objects.filter(model="panel_review.reviewassignment", reveals_allocation=False).exists()
 
+    # the approved GTV goes to the planning system re-identified (data managers only)
+    url = f"/api/v1/review/approved/{case.patient.pk}/rtstruct/"
+    assert client.get(url).status_code == 403
+    exported = world.client(world.data_manager).get(url)
+    assert exported.status_code == 200 and exported["Content-Type"] == "application/dicom"
+    rtstruct = pydicom.dcmread(__import__("io").BytesIO(exported.content))
+    assert rtstruct.Modality == "RTSTRUCT" and str(rtstruct.PatientID) != case.patient.trial_number
+    assert AuditEntry.objects.filter(action="export_reidentified", actor_username=world.data_manager.username).exists()
+    indices = world.client(world.statistician).get(f"/api/v1/review/blinding-index/{world.trial.pk}/").json()
+    assert indices["answers"] == 1 and indices["bang"]["manual"]["correct"] == 1 and indices["bang"]["ai"]["n"] == 0
+    assert client.get(f"/api/v1/review/blinding-index/{world.trial.pk}/").status_code == 403
+
 
 def test_ai_arm_case_also_gets_ai_comparisons(world, tmp_path, django_capture_on_commit_callbacks, eager_tasks):
     review, _, submitted = submitted_case(world, "ai", tmp_path / "p", 43, django_capture_on_commit_callbacks)

@@ -93,6 +93,7 @@ def test_demo_serves_seeded_roles_and_its_worker_runs_tasks(tmp_path):
         assert jobs[0]["model"].startswith("contourtrial-demo-gtv-unet:1.0") and jobs[0]["contour"]["volume_ml"] > 1
         assert "contourtrial-demo-gtv-unet" in browser.get("/admin/inference/modelversion/")
         _physicians_can_open_their_imaged_cases(base)
+        _the_panel_has_a_blinded_review_case(base)
     finally:
         os.killpg(demo.pid, signal.SIGTERM)
         demo.wait(timeout=30)
@@ -116,3 +117,17 @@ def _physicians_can_open_their_imaged_cases(base):
     script = re.search(r'src="(/static/viewer/viewer[^"]*\.js)"', page).group(1)
     bundle = urllib.request.urlopen(base + script, timeout=10)
     assert bundle.status == 200 and "javascript" in bundle.headers["Content-Type"]
+
+
+def _the_panel_has_a_blinded_review_case(base):
+    """seed_demo_review submitted one GTV; it reached a demo panel member under a code, with nothing else."""
+    found = []
+    for username in ("panel", "panel2"):
+        browser = Browser(base)
+        browser.post("/accounts/login/", {"username": username, "password": f"{username}-demo"}, "/accounts/login/")
+        for case in json.loads(browser.get("/api/v1/review/cases/")):
+            manifest = json.loads(browser.get(f"/api/v1/review/cases/{case['code']}/"))
+            assert manifest["title"] == case["code"] and "trial_number" not in manifest and "proposal" not in manifest
+            assert 'id="workstation"' in browser.get(case["url"])
+            found.append(case["code"])
+    assert len(found) == 1, found
