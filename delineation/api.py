@@ -135,6 +135,21 @@ def events_from(request):
     return events
 
 
+def interpolated(request, patient) -> HttpResponse:
+    """The posted labelmap with ?segment= filled in between its drawn slices (delineation and review alike)."""
+    ct, shape = services.grid_of(patient)
+    labels = services.decode_labelmap(patient, _body(request))
+    raw = request.query_params.get("segment", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= len(patient.trial.gtv_segments):
+        raise InvalidInput(f"segment must be one of 1–{len(patient.trial.gtv_segments)}, not {raw!r}.")
+    filled = interpolation.interpolate_segment(labels, int(raw), spacing_zyx=tuple(ct.spacing))
+    return labelmap_response(labelmap_codec.encode(filled), shape)
+
+
+def stale_response(exc) -> Response:
+    return Response({"detail": exc.message, "code": exc.code, "latest_version": exc.latest}, status=409)
+
+
 def labelmap_response(blob: bytes, shape, version: int | None = None) -> HttpResponse:
     response = HttpResponse(blob, content_type=LABELMAP_TYPE)
     response["X-Labelmap-Shape"] = ",".join(str(n) for n in shape)
@@ -238,9 +253,7 @@ class CaseViewSet(viewsets.ViewSet):
                 session_id=request.headers.get("X-Session") or None,
             )
         except services.StaleSave as exc:
-            return Response(
-                {"detail": exc.message, "code": exc.code, "latest_version": exc.latest}, status=status.HTTP_409_CONFLICT
-            )
+            return stale_response(exc)
         return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED if created else 200)
 
     @extend_schema(
@@ -251,14 +264,7 @@ class CaseViewSet(viewsets.ViewSet):
     )
     @action(detail=True, methods=["post"], parser_classes=[LabelmapParser])
     def interpolate(self, request, pk=None):
-        patient = services.case_for(request.user, pk)
-        ct, shape = services.grid_of(patient)
-        labels = services.decode_labelmap(patient, _body(request))
-        raw = request.query_params.get("segment", "1")
-        if not raw.isdigit() or not 1 <= int(raw) <= len(patient.trial.gtv_segments):
-            raise InvalidInput(f"segment must be one of 1–{len(patient.trial.gtv_segments)}, not {raw!r}.")
-        filled = interpolation.interpolate_segment(labels, int(raw), spacing_zyx=tuple(ct.spacing))
-        return labelmap_response(labelmap_codec.encode(filled), shape)
+        return interpolated(request, services.case_for(request.user, pk))
 
     @extend_schema(request=None, responses={201: OpenApiTypes.OBJECT}, summary="Start a timed session (page load)")
     @action(detail=True, methods=["post"])
@@ -283,9 +289,7 @@ class CaseViewSet(viewsets.ViewSet):
                 version_number=data.validated_data["version"],
             )
         except services.StaleSave as exc:
-            return Response(
-                {"detail": exc.message, "code": exc.code, "latest_version": exc.latest}, status=status.HTTP_409_CONFLICT
-            )
+            return stale_response(exc)
         signature = submission.signature
         return Response(
             {

@@ -16,9 +16,8 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from delineation import interpolation, labelmap_codec
 from delineation import services as delineation
-from delineation.api import _body, _int_header, events_from, labelmap_response
+from delineation.api import _body, _int_header, events_from, interpolated, labelmap_response, stale_response
 from delineation.cases import fused_pet, reference_ct, segments_of
 from delineation.parsers import LABELMAP_TYPE, LabelmapParser
 from imaging.export import encode as encode_dataset
@@ -27,7 +26,7 @@ from imaging.models import Series
 from trial.api.permissions import role_required
 from trial.models import Patient, Trial
 from trial.roles import Role
-from trial.services.errors import InvalidInput, NotFound
+from trial.services.errors import NotFound
 
 from . import services
 from .export import approved_rtstruct
@@ -177,7 +176,7 @@ class ReviewCaseViewSet(viewsets.ViewSet):
                 session_id=request.headers.get("X-Session") or None,
             )
         except delineation.StaleSave as exc:
-            return Response({"detail": exc.message, "code": exc.code, "latest_version": exc.latest}, status=409)
+            return stale_response(exc)
         data = {"number": version.number, "volumes_cc": version.volumes_cc, "save_id": version.save_id}
         return Response(data, status=status.HTTP_201_CREATED if created else 200)
 
@@ -188,14 +187,7 @@ class ReviewCaseViewSet(viewsets.ViewSet):
     )
     @action(detail=True, methods=["post"], parser_classes=[LabelmapParser])
     def interpolate(self, request, code=None):
-        patient = services.assignment_for(request.user, code).case.patient
-        ct, shape = delineation.grid_of(patient)
-        labels = delineation.decode_labelmap(patient, _body(request))
-        raw = request.query_params.get("segment", "1")
-        if not raw.isdigit() or not 1 <= int(raw) <= len(patient.trial.gtv_segments):
-            raise InvalidInput(f"segment must be one of 1–{len(patient.trial.gtv_segments)}, not {raw!r}.")
-        filled = interpolation.interpolate_segment(labels, int(raw), spacing_zyx=tuple(ct.spacing))
-        return labelmap_response(labelmap_codec.encode(filled), shape)
+        return interpolated(request, services.assignment_for(request.user, code).case.patient)
 
     @extend_schema(request=None, responses={201: OpenApiTypes.OBJECT}, summary="Start a timed review session")
     @action(detail=True, methods=["post"])
@@ -220,7 +212,7 @@ class ReviewCaseViewSet(viewsets.ViewSet):
                 version_number=data.validated_data["version"],
             )
         except delineation.StaleSave as exc:
-            return Response({"detail": exc.message, "code": exc.code, "latest_version": exc.latest}, status=409)
+            return stale_response(exc)
         signature = assignment.signature
         return Response(
             {
