@@ -83,6 +83,7 @@ def _urls(cases):
     for route, _name in _routes():
         for code in codes:
             filled = route.replace("{code}", code).replace("{kind}", "ct").replace("{index}", "0")
+            filled = filled.replace("{what}", "endpoints").replace("{fmt}", "csv")
             urls |= {filled.replace("{pk}", str(i)) for i in ids} if "{pk}" in filled else {filled}
     return urls
 

@@ -89,6 +89,7 @@ def _crawl(user):
     client.force_login(user)
     for route, name in _routes():
         route = route.replace("{code}", _review_code()).replace("{kind}", "ct").replace("{index}", "0")
+        route = route.replace("{what}", "endpoints").replace("{fmt}", "csv")
         urls = [route] if "{pk}" not in route else [route.replace("{pk}", str(i)) for i in _ids()]
         for url in urls:
             if "{" in url:

@@ -1,6 +1,7 @@
 from .audit import AuditChainHead, AuditedModel, AuditEntry, AuditVerification
 from .patient import Allocation, Consent, Patient, StratumCorrection
 from .signature import Signature
+from .staff import StaffProfile
 from .trial import RandomisationSecret, Site, SiteMembership, Trial
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Signature",
     "Site",
     "SiteMembership",
+    "StaffProfile",
     "StratumCorrection",
     "Trial",
 ]

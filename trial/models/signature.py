@@ -12,6 +12,8 @@ class Signature(AuditedModel):
         CORRECT = "correct", "I correct this stratum and confirm the reason given"
         SUBMIT = "submit", "I submit this GTV as my delineation"
         APPROVE = "approve", "I approve this GTV for treatment planning"
+        LOCK = "lock", "I lock the trial database: the endpoint data are final"
+        UNBLIND = "unblind", "I unblind the arm labels of the locked data for the analysis"
 
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signatures")
     signer_name = models.CharField(max_length=300)
