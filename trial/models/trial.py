@@ -71,6 +71,8 @@ class Trial(AuditedModel):
     # time; edit events further apart than the burst gap start a new editing burst.
     idle_cutoff_seconds = models.PositiveIntegerField(default=60)
     edit_burst_seconds = models.PositiveIntegerField(default=10)
+    # The GTV must be approved within this many days of enrolment (the coordinator's overdue flag).
+    approval_due_days = models.PositiveSmallIntegerField(default=14)
     # Expert panel: 1 review per case, or 2 independent reviews followed by a consensus review.
     panel_reviews_per_case = models.PositiveSmallIntegerField(
         default=1, choices=[(1, "One review"), (2, "Two reviews and a consensus")]

@@ -86,7 +86,11 @@ def _delineation_settings(spec: dict) -> dict:
     if reviews not in (1, 2):
         raise CommandError("panel_reviews_per_case must be 1 (one review) or 2 (two independent reviews + consensus).")
     settings["panel_reviews_per_case"] = reviews
-    for key, default, lowest in (("idle_cutoff_seconds", 60, 5), ("edit_burst_seconds", 10, 1)):
+    for key, default, lowest in (
+        ("idle_cutoff_seconds", 60, 5),
+        ("edit_burst_seconds", 10, 1),
+        ("approval_due_days", 14, 1),
+    ):
         value = spec.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
             raise CommandError(f"{key} must be a whole number of seconds, at least {lowest}.")
