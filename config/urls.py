@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/v1/review/", include("panel_review.urls")),
     path("review/", include("panel_review.web_urls")),
     path("endpoints/", include("endpoints.web_urls")),
+    path("dashboards/", include("endpoints.dashboard_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
