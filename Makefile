@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/contourtrial
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup demo test lint services system-packages simulate bench-ingest bench-inference bench-viewer bench-metrics clean
+.PHONY: setup demo test lint services system-packages simulate bench-ingest bench-inference bench-viewer bench-metrics bench-export clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ bench-metrics: setup  # platipy (the slow reference) lives in its own venv: it p
 	test -x var/bench/platipy-venv/bin/python || ($(PYTHON) -m venv var/bench/platipy-venv && \
 		var/bench/platipy-venv/bin/pip install --quiet platipy==0.7.2 numpy scipy)
 	$(BIN)/python bench/metrics_bench.py
+
+bench-export: setup
+	$(BIN)/python bench/export_bench.py
 
 clean:
 	rm -rf $(VENV) var

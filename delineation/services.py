@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from trial.audit.recorder import audit_context
 from trial.models import Patient, Signature
-from trial.roles import Role, has_role
+from trial.roles import Role, has_role, is_blinded
 from trial.services.access import explain_refusal
 from trial.services.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from trial.services.signatures import check_password, sign
@@ -53,6 +53,8 @@ def cases_of(user):
 def require_physician(user) -> None:
     if not has_role(user, Role.PHYSICIAN):
         raise NotAllowed("Only the patient's radiation oncologist delineates the GTV.")
+    if is_blinded(user):
+        raise NotAllowed("Panel members are blinded to the arm, so they cannot also delineate in this trial.")
 
 
 def case_for(user, pk) -> Patient:
@@ -250,13 +252,16 @@ def _own_session(actor, patient, session_id, stream) -> DelineationSession:
 def case_times(patient: Patient, stream: str = DELINEATION, finished_at=None) -> timing.CaseTimes:
     """Wall, active and editing time of one stream of work (the physician's delineation by default, ending at
     submission; a review ends at `finished_at`), computed afresh from the stored events."""
-    sessions = []
-    for session in DelineationSession.objects.filter(patient=patient, stream=stream).order_by("opened_at", "pk"):
-        events = [timing.Event(t, kind) for t, kind in session.events.values_list("t_ms", "kind")]
-        sessions.append(timing.SessionEvents(opened_at=session.opened_at, events=events))
     if stream == DELINEATION and finished_at is None:
         submission = Submission.objects.filter(patient=patient).first()
         finished_at = submission.submitted_at if submission else None
+    sessions = []
+    for session in DelineationSession.objects.filter(patient=patient, stream=stream).order_by("opened_at", "pk"):
+        stored = session.events.all()
+        if finished_at is not None:  # what happens after submission or approval is not delineation time
+            stored = stored.filter(received_at__lte=finished_at)
+        events = [timing.Event(t, kind) for t, kind in stored.values_list("t_ms", "kind")]
+        sessions.append(timing.SessionEvents(opened_at=session.opened_at, events=events))
     trial = patient.trial
     return timing.case_times(
         sessions,

@@ -11,12 +11,15 @@ import hmac
 
 import pandas as pd
 from django.conf import settings
+from django.db import transaction
 
 from delineation import services as delineation
 from delineation.models import DelineationSession, Submission
 from imaging.models import ImagingCompletion
 from inference.models import AIContour, InferenceJob
+from panel_review.measurements import proposal_seen
 from panel_review.models import CorrectionMetrics, ReviewCase
+from trial.audit.recorder import audit_context
 from trial.models import Patient, StaffProfile, Trial
 
 from .codebook import Codebook, Variable
@@ -44,6 +47,7 @@ COMPARISONS = [  # (prefix, comparison, label, AI arm only)
     ("aa", CorrectionMetrics.Comparison.AI_APPROVED, "AI vs approved", True),
 ]
 GUESSES = {"ai": "AI-assisted", "manual": "Manual", "dont_know": "Don't know"}
+GUESS_OUTCOMES = {"correct": "Right arm", "incorrect": "Wrong arm", "dont_know": "Don't know"}
 
 
 def physician_pseudonym(user_id: int) -> str:
@@ -53,10 +57,16 @@ def physician_pseudonym(user_id: int) -> str:
 
 
 def arm_coding(trial: Trial) -> ArmCoding:
+    """The trial's A/B coding, drawn the first time it is needed (under the trial's row lock, audited)."""
     coding = ArmCoding.objects.filter(trial=trial).first()
-    if coding is None:
-        coding = ArmCoding(trial=trial)
-        coding.save()
+    if coding is not None:
+        return coding
+    with transaction.atomic(), audit_context(None, reason="arm coding for blinded exports drawn"):
+        Trial.objects.select_for_update().get(pk=trial.pk)
+        coding = ArmCoding.objects.filter(trial=trial).first()
+        if coding is None:
+            coding = ArmCoding(trial=trial)
+            coding.save()
     return coding
 
 
@@ -112,14 +122,15 @@ def codebook(trial: Trial, unblinded: bool) -> Codebook:
             v("ai_inference_s", "AI proposal time", "float", "s", source="inference.AIContour.total_seconds"),
             v("ai_proposal_at", "AI proposal made (UTC)", "datetime", source="inference.AIContour.created_at"),
         ]
-    variables += [
-        v("deviation", "Protocol deviation", "string",
-          definition="deviations from the protocol, or 'recorded, details after unblinding' while blinded",
-          source="derived"),
-        v("missing_reason", "Reason for missing endpoint data", "string", source="derived"),
-        v("blinding_guess", "Panel's guess of the arm", "category", labels=GUESSES,
-          source="panel_review.ReviewAssignment.guess (the approving review)"),
-    ]  # fmt: skip
+    if unblinded:  # the deviations found so far exist only in the AI arm: they would give the coding away
+        variables.append(v("deviation", "Protocol deviation", "string", source="derived"))
+    variables.append(v("missing_reason", "Reason for missing endpoint data", "string", source="derived"))
+    if unblinded:
+        variables.append(v("blinding_guess", "Panel's guess of the arm", "category", labels=GUESSES,
+                           source="panel_review.ReviewAssignment.guess (the approving review)"))  # fmt: skip
+    else:  # the raw guess next to A/B would give the coding away when the panel guesses well
+        variables.append(v("blinding_guess", "Panel's guess: right, wrong or don't know", "category",
+                           labels=GUESS_OUTCOMES, source="panel_review.ReviewAssignment.guess vs the arm"))  # fmt: skip
     return Codebook(variables, title=f"Endpoint data of {trial.protocol_id}")
 
 
@@ -163,7 +174,7 @@ def _row(patient, book, coding, unblinded, experience) -> dict:
         "delin_editing_s": times.editing_seconds if times.sessions else None,
         "delin_sessions": times.sessions,
         "review_active_s": _review_active(review),
-        "blinding_guess": _guess(review),
+        "blinding_guess": _guess(review, None if unblinded else allocation.arm),
     }
     for name in book.names:
         if name.startswith("stratum_"):
@@ -175,15 +186,13 @@ def _row(patient, book, coding, unblinded, experience) -> dict:
         values = metrics.get(comparison)
         for suffix, key, *_ in METRICS:
             row[f"{prefix}_{suffix}"] = _lookup(values, key)
-    deviations = _deviations(patient, allocation.arm, submission)
     if unblinded:
-        proposal = AIContour.objects.filter(patient=patient).select_related("model_version").first()
+        deviations = _deviations(patient, allocation.arm, submission)
+        proposal = proposal_seen(review) if review else None
         row["ai_model"] = str(proposal.model_version) if proposal else None
         row["ai_inference_s"] = proposal.total_seconds if proposal else None
         row["ai_proposal_at"] = proposal.created_at if proposal else None
         row["deviation"] = "; ".join(deviations) or None
-    else:
-        row["deviation"] = "recorded, details after unblinding" if deviations else None
     row["missing_reason"] = _missing_reason(completion, submission, review)
     return row
 
@@ -207,11 +216,15 @@ def _review_active(review) -> float | None:
     return total if any_session else None
 
 
-def _guess(review) -> str | None:
+def _guess(review, true_arm: str | None) -> str | None:
+    """The approving reviewer's guess; with `true_arm` (blinded exports) only whether it was right."""
     if review is None or review.approved_version_id is None:
         return None
     approving = review.assignments.filter(approved_version_id=review.approved_version_id).first()
-    return (approving.guess or None) if approving else None
+    guess = approving.guess if approving else ""
+    if not guess or true_arm is None or guess == "dont_know":
+        return guess or None
+    return "correct" if guess == true_arm else "incorrect"
 
 
 def _deviations(patient, arm, submission) -> list[str]:

@@ -14,9 +14,9 @@ from django.db import transaction
 
 from trial.audit.recorder import audit_context, record
 from trial.models import Signature, Trial
-from trial.roles import Role
+from trial.roles import Role, is_blinded
 from trial.services.access import require_role
-from trial.services.errors import Conflict, InvalidInput
+from trial.services.errors import Conflict, InvalidInput, NotAllowed
 from trial.services.signatures import check_password, sign
 
 from . import dataset, formats
@@ -25,13 +25,20 @@ from .models import DataLock, Unblinding
 READERS = (Role.STATISTICIAN, Role.DATA_MANAGER)
 
 
+def require_reader(actor, action: str, *roles: Role) -> None:
+    """Statisticians and data managers (or the roles given), never a blinded panel member holding such a role."""
+    require_role(actor, *(roles or READERS), action=action)
+    if is_blinded(actor):
+        raise NotAllowed(f"Panel members are blinded to the arms and may not {action}.")
+
+
 def is_unblinded(trial: Trial) -> bool:
     return Unblinding.objects.filter(trial=trial).exists()
 
 
 def export(*, actor, trial: Trial, fmt: str, path: Path) -> Path:
     """Write the endpoint dataset (blinded unless unblinded after lock) and its codebook next to it."""
-    require_role(actor, *READERS, action="export endpoint data")
+    require_reader(actor, "export endpoint data")
     if fmt not in formats.FORMATS:
         raise InvalidInput(f"Format {fmt!r} is not one of {', '.join(formats.FORMATS)}.")
     unblinded = is_unblinded(trial)
@@ -46,7 +53,7 @@ def export(*, actor, trial: Trial, fmt: str, path: Path) -> Path:
 
 def export_events(*, actor, trial: Trial, fmt: str, path: Path) -> Path:
     """The raw interaction events in long format (one row per event), with their codebook."""
-    require_role(actor, *READERS, action="export the interaction events")
+    require_reader(actor, "export the interaction events")
     if fmt not in formats.FORMATS:
         raise InvalidInput(f"Format {fmt!r} is not one of {', '.join(formats.FORMATS)}.")
     frame, book = dataset.events(trial)
@@ -58,7 +65,7 @@ def export_events(*, actor, trial: Trial, fmt: str, path: Path) -> Path:
 
 def lock(*, actor, trial: Trial, password: str) -> DataLock:
     """The data manager's signed lock; the blinded CSV export at that moment is stored with its sha256."""
-    require_role(actor, Role.DATA_MANAGER, action="lock the trial database")
+    require_reader(actor, "lock the trial database", Role.DATA_MANAGER)
     if DataLock.objects.filter(trial=trial).exists():
         raise Conflict(f"{trial.protocol_id} is locked already.")
     check_password(actor, password, Signature.Meaning.LOCK)
@@ -80,7 +87,7 @@ def lock(*, actor, trial: Trial, password: str) -> DataLock:
 
 
 def unblind(*, actor, trial: Trial, password: str, reason: str) -> Unblinding:
-    require_role(actor, Role.DATA_MANAGER, action="unblind the arm labels")
+    require_reader(actor, "unblind the arm labels", Role.DATA_MANAGER)
     if not reason.strip():
         raise InvalidInput("Give the reason for unblinding; it goes into the audit trail.")
     if not DataLock.objects.filter(trial=trial).exists():

@@ -11,7 +11,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from trial.roles import Role, has_role
+from trial.roles import Role, has_role, is_blinded
 from trial.services.errors import TrialError
 from trial.services.trials import default_trial
 
@@ -28,8 +28,8 @@ CONTENT_TYPES = {
 
 
 def _trial(request):
-    if not has_role(request.user, *services.READERS):
-        raise PermissionDenied("Only statisticians and data managers see the endpoint data.")
+    if not has_role(request.user, *services.READERS) or is_blinded(request.user):
+        raise PermissionDenied("Only statisticians and data managers see the endpoint data (never the blinded panel).")
     try:
         return default_trial()
     except TrialError as exc:

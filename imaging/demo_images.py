@@ -16,11 +16,13 @@ from trial.models import Patient
 from trial.services.hospital_ids import hospital_id_hash
 
 
-def store_demo_phantom(patient: Patient, hospital_id: str, seed: int) -> tuple[list[Series], np.ndarray]:
+def store_demo_phantom(
+    patient: Patient, hospital_id: str, seed: int, rows: int = 512, slices: int | None = None
+) -> tuple[list[Series], np.ndarray]:
     """File phantom `seed` as this demo patient's CT and PET; return the series and the phantom's true GTV on
     the stored CT grid (the demo's stand-in for a physician's delineation)."""
     with tempfile.TemporaryDirectory() as folder:
-        files = write_phantom(Path(folder), seed=seed)
+        files = write_phantom(Path(folder), seed=seed, rows=rows, slices=slices)
         datasets = []
         for path in sorted(files.ct_dir.glob("*.dcm")) + sorted(files.pet_dir.glob("*.dcm")):
             ds = pydicom.dcmread(path)

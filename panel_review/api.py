@@ -6,7 +6,6 @@ served under the code too, with the DICOM patient name and id replaced by the co
 """
 
 import io
-from dataclasses import asdict
 
 import pydicom
 from django.http import HttpResponse
@@ -24,13 +23,12 @@ from imaging.export import encode as encode_dataset
 from imaging.export import send_to_planning_system
 from imaging.models import Series
 from trial.api.permissions import role_required
-from trial.models import Patient, Trial
-from trial.roles import Role
-from trial.services.errors import NotFound
+from trial.models import Patient
+from trial.roles import Role, is_blinded
+from trial.services.errors import NotAllowed, NotFound
 
 from . import services
 from .export import approved_rtstruct
-from .indices import blinding_indices
 from .models import ReviewAssignment
 
 SIGNATURE = {
@@ -137,8 +135,9 @@ class ReviewCaseViewSet(viewsets.ViewSet):
             raise NotFound("There is no such image in this case.")
         with instance.file.open("rb") as handle:
             dataset = pydicom.dcmread(handle)
-        dataset.PatientName = code  # the panel knows the case by its code only
-        dataset.PatientID = code
+        for element in dataset.iterall():  # the panel knows the case by its code only, nested items included
+            if element.keyword in ("PatientName", "PatientID"):
+                element.value = code
         buffer = io.BytesIO()
         dataset.save_as(buffer, enforce_file_format=True)
         response = HttpResponse(buffer.getvalue(), content_type="application/dicom")
@@ -265,6 +264,8 @@ class ApprovedGtvViewSet(viewsets.ViewSet):
     lookup_value_regex = r"\d+"
 
     def _patient(self, pk):
+        if is_blinded(self.request.user):
+            raise NotAllowed("Panel members are blinded and do not export patients' contours.")
         patient = Patient.objects.filter(pk=pk).first()
         if patient is None:
             raise NotFound("There is no such patient.")
@@ -284,24 +285,3 @@ class ApprovedGtvViewSet(viewsets.ViewSet):
     def send(self, request, pk=None):
         send_to_planning_system(approved_rtstruct(actor=request.user, patient=self._patient(pk)))
         return Response({"detail": "Sent to the planning system."})
-
-
-class BlindingIndexViewSet(viewsets.ViewSet):
-    """Bang's blinding index per arm and James' index from the panel's guesses (statisticians, data managers)."""
-
-    permission_classes = [role_required(Role.STATISTICIAN, Role.DATA_MANAGER)]
-    lookup_value_regex = r"\d+"
-
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Blinding indices of a trial")
-    def retrieve(self, request, pk=None):
-        trial = Trial.objects.filter(pk=pk).first()
-        if trial is None:
-            raise NotFound("There is no such trial.")
-        indices = blinding_indices(trial)
-        return Response(
-            {
-                "answers": indices["answers"],
-                "bang": {arm: asdict(value) for arm, value in indices["bang"].items()},
-                "james": asdict(indices["james"]),
-            }
-        )

@@ -74,7 +74,7 @@ def open_review(submission: Submission) -> ReviewCase:
                 continue
         else:
             raise RuntimeError("could not draw an unused review code")
-        for reviewer in _least_busy()[: patient.trial.panel_reviews_per_case]:
+        for reviewer in _least_busy(exclude=[patient.physician_id])[: patient.trial.panel_reviews_per_case]:
             _assign(case, reviewer, ReviewAssignment.Kind.REVIEW)
     return case
 
@@ -184,7 +184,7 @@ def _advance(assignment: ReviewAssignment) -> None:
         transaction.on_commit(lambda: contour_approved.send(ReviewCase, case=case))
     elif reviews.filter(approved_at__isnull=False).count() >= needed:
         reviewers = list(reviews.values_list("reviewer_id", flat=True))
-        third = _least_busy(exclude=reviewers)
+        third = _least_busy(exclude=[*reviewers, case.patient.physician_id])
         first = reviews.order_by("approved_at").first().reviewer
         _assign(case, third[0] if third else first, ReviewAssignment.Kind.CONSENSUS)
 

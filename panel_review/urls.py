@@ -6,6 +6,5 @@ router = DefaultRouter()
 router.register("cases", api.ReviewCaseViewSet, basename="review-case")
 router.register("sessions", api.ReviewSessionViewSet, basename="review-session")
 router.register("approved", api.ApprovedGtvViewSet, basename="approved-gtv")
-router.register("blinding-index", api.BlindingIndexViewSet, basename="blinding-index")
 
 urlpatterns = router.urls

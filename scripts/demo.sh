@@ -29,6 +29,9 @@ $BIN/python manage.py register_model inference/demo_model --backend torchscript 
     --version 1.0 --exist-ok --activate-for CT-HN-DEMO --reason "demo model" --by datamanager
 $BIN/python manage.py seed_demo  # phantom images for one AI-arm and one manual-arm patient
 $BIN/python manage.py seed_demo_review  # a submitted GTV waiting for the blinded panel
+# A small simulated trial through every stage (small phantoms), so the endpoint data, report and dashboards
+# have something to show; `python manage.py simulate_trial --patients 40 --seed 2` makes a bigger one.
+$BIN/python manage.py simulate_trial --patients ${DEMO_SIMULATED_PATIENTS:-8} --seed 1
 
 $BIN/celery -A config worker -Q default --pool=solo --loglevel=warning -n default@%h &
 WORKER=$!

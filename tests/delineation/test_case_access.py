@@ -80,3 +80,14 @@ def test_anonymous_gets_nothing(world, tmp_path, client):
     case = case_in_arm(world, "manual", tmp_path / "phantom")
     assert client.get(f"/api/v1/delineation/cases/{case.patient.pk}/").status_code in (401, 403)
     assert client.get(f"/delineation/cases/{case.patient.pk}/").status_code == 302
+
+
+def test_a_physician_who_is_also_on_the_panel_may_not_delineate(world, tmp_path):
+    """Panel members are blinded whatever else they are: the server refuses them the (unblinded) workstation."""
+    from django.contrib.auth.models import Group
+
+    case = case_in_arm(world, "manual", tmp_path / "phantom")
+    world.physician.groups.add(Group.objects.get_or_create(name="panel")[0])
+    world.physician._contourtrial_roles = None
+    answer = world.client(world.physician).get(f"/api/v1/delineation/cases/{case.patient.pk}/")
+    assert answer.status_code == 403 and "blinded" in answer.json()["detail"]

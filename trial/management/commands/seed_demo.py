@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from trial import demo_design
 from trial.audit.recorder import audit_context
-from trial.models import Allocation, Patient, RandomisationSecret, Site, SiteMembership, Trial
+from trial.models import Allocation, Patient, RandomisationSecret, Site, SiteMembership, StaffProfile, Trial
 from trial.roles import ROLE_LABELS, Role
 from trial.services import enrolment, randomisation
 from trial.services.hospital_ids import hospital_id_hash
@@ -27,6 +27,7 @@ DEMO_USERS = [
     ("statistician", "Stine", "Statistician", Role.STATISTICIAN, []),
     ("datamanager", "Dan", "Datamanager", Role.DATA_MANAGER, []),
 ]
+DEMO_EXPERIENCE_YEARS = {"physician": 12, "physician_ode": 4}  # years of head-and-neck contouring
 DEMO_PATIENTS = [  # (hospital id, site, physician, subsite, T group, randomise?)
     ("DEMO-0001", "AAR", "physician", "oropharynx", "T1-2", True),
     ("DEMO-0002", "AAR", "physician", "larynx", "T3-4", True),
@@ -107,6 +108,8 @@ class Command(BaseCommand):
                 user.save()
                 user.groups.add(Group.objects.get(name=role.value))
             users[username] = user
+            if role == Role.PHYSICIAN and not StaffProfile.objects.filter(user=user).exists():
+                StaffProfile(user=user, experience_years=DEMO_EXPERIENCE_YEARS[username]).save()
         return users
 
     def _trial(self):
