@@ -62,7 +62,7 @@ def test_forty_patients_through_every_stage_and_out_in_every_format(simulated, t
                     ]
         pd.testing.assert_frame_equal(back, expected, check_dtype=False, check_exact=False, rtol=1e-9)
     row = frame.set_index("trial_id").loc[ai[0].trial_number]
-    assert row.delin_active_s > 60 and row.sa_dice > 0.5 and row.blinding_guess in ("ai", "manual", "dont_know")
+    assert row.delin_active_s > 60 and row.sa_dice > 0.5 and row.blinding_guess in ("correct", "incorrect", "dont_know")
 
     # the report of the 40 patients estimates the time difference, with every plot
     html = report.build_report(trial, tmp_path / "report").read_text()

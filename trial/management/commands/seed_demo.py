@@ -106,7 +106,7 @@ class Command(BaseCommand):
                 user.set_password(demo_password(username))
                 user.is_staff = role == Role.DATA_MANAGER  # the model registry is read in the admin
                 user.save()
-                user.groups.add(Group.objects.get(name=role.value))
+                user.groups.add(Group.objects.get_or_create(name=role.value)[0])
             users[username] = user
             if role == Role.PHYSICIAN and not StaffProfile.objects.filter(user=user).exists():
                 StaffProfile(user=user, experience_years=DEMO_EXPERIENCE_YEARS[username]).save()
