@@ -17,6 +17,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from inference.storage import read_map, read_mask
+from trial.api.serializers import SignatureSerializer
 from trial.services.errors import InvalidInput, NotFound
 
 from . import interpolation, labelmap_codec, services
@@ -291,17 +292,7 @@ class CaseViewSet(viewsets.ViewSet):
         except services.StaleSave as exc:
             return stale_response(exc)
         signature = submission.signature
-        return Response(
-            {
-                "version": submission.version.number,
-                "signature": {
-                    "signer_name": signature.signer_name,
-                    "signed_at": signature.signed_at,
-                    "meaning": signature.meaning,
-                    "statement": signature.statement,
-                },
-            }
-        )
+        return Response({"version": submission.version.number, "signature": SignatureSerializer(signature).data})
 
     @extend_schema(responses=TimingSerializer, summary="Delineation times computed from the stored events")
     @action(detail=True, methods=["get"])

@@ -23,6 +23,7 @@ from imaging.export import encode as encode_dataset
 from imaging.export import send_to_planning_system
 from imaging.models import Series
 from trial.api.permissions import role_required
+from trial.api.serializers import SignatureSerializer
 from trial.models import Patient
 from trial.roles import Role, is_blinded
 from trial.services.errors import NotAllowed, NotFound
@@ -214,15 +215,7 @@ class ReviewCaseViewSet(viewsets.ViewSet):
             return stale_response(exc)
         signature = assignment.signature
         return Response(
-            {
-                "version": assignment.approved_version.number,
-                "signature": {
-                    "signer_name": signature.signer_name,
-                    "signed_at": signature.signed_at,
-                    "meaning": signature.meaning,
-                    "statement": signature.statement,
-                },
-            }
+            {"version": assignment.approved_version.number, "signature": SignatureSerializer(signature).data}
         )
 
     @extend_schema(
