@@ -139,7 +139,7 @@ def events_from(request):
 def interpolated(request, patient) -> HttpResponse:
     """The posted labelmap with ?segment= filled in between its drawn slices (delineation and review alike)."""
     ct, shape = services.grid_of(patient)
-    labels = services.decode_labelmap(patient, _body(request))
+    labels = services.decode_labelmap(patient, _body(request), shape)
     raw = request.query_params.get("segment", "1")
     if not raw.isdigit() or not 1 <= int(raw) <= len(patient.trial.gtv_segments):
         raise InvalidInput(f"segment must be one of 1–{len(patient.trial.gtv_segments)}, not {raw!r}.")

@@ -79,8 +79,8 @@ def grid_of(patient: Patient):
     return ct, (ct.slices, ct.rows, ct.columns)
 
 
-def decode_labelmap(patient: Patient, blob: bytes) -> np.ndarray:
-    _, shape = grid_of(patient)
+def decode_labelmap(patient: Patient, blob: bytes, shape: tuple[int, int, int]) -> np.ndarray:
+    """The labelmap on the patient's CT grid `shape` (from grid_of, which the callers have already asked)."""
     try:
         return labelmap_codec.decode(blob, shape, len(patient.trial.gtv_segments))
     except labelmap_codec.LabelmapError as exc:
@@ -121,7 +121,7 @@ def save_version(
         raise InvalidInput("X-Save-Id must be a UUID that identifies this save (reused when it is retried).") from exc
     ct, shape = grid_of(patient)
     segments = len(patient.trial.gtv_segments)
-    labels = decode_labelmap(patient, blob)
+    labels = decode_labelmap(patient, blob, shape)
     session = _own_session(actor, patient, session_id, stream) if session_id else None
     spacing = ct.spacing
     voxel_mm3 = float(spacing[0]) * float(spacing[1]) * float(spacing[2])
