@@ -233,6 +233,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# Periodic work (run `celery beat` once per deployment): review cases short of reviewers, assignments of members
+# who left the panel, approved cases without correction metrics (panel_review.services.reconcile).
+REVIEW_RECONCILE_SECONDS = int(os.environ.get("REVIEW_RECONCILE_SECONDS", "600"))
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-reviews": {"task": "panel_review.tasks.reconcile_reviews", "schedule": REVIEW_RECONCILE_SECONDS},
+}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = Path(os.environ.get("CELERY_FS_DIR", VAR_DIR / "celery-queue"))
     for _sub in ("out", "processed"):

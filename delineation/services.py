@@ -18,6 +18,7 @@ from trial.roles import Role, has_role, is_blinded
 from trial.services.access import explain_refusal
 from trial.services.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from trial.services.signatures import check_password, sign
+from trial.services.trials import require_unlocked
 
 from . import labelmap_codec, timing
 from .cases import latest_version, reference_ct
@@ -126,6 +127,7 @@ def save_version(
     spacing = ct.spacing
     voxel_mm3 = float(spacing[0]) * float(spacing[1]) * float(spacing[2])
     with transaction.atomic(), audit_context(actor):
+        require_unlocked(patient.trial_id, "saving a contour")
         Patient.objects.select_for_update().get(pk=patient.pk)
         earlier = ContourVersion.objects.filter(save_id=save_uuid).first()
         if earlier is not None:
@@ -178,6 +180,7 @@ def submit(*, actor, patient: Patient, password: str, version_number: int) -> Su
         raise Locked(f"{patient.trial_number} is submitted already.")
     check_password(actor, password, meaning)  # a refusal is recorded, outside the transaction below
     with transaction.atomic(), audit_context(actor):
+        require_unlocked(patient.trial_id, "submitting a GTV")
         Patient.objects.select_for_update().get(pk=patient.pk)
         if is_submitted(patient):
             raise Locked(f"{patient.trial_number} is submitted already.")
@@ -194,7 +197,11 @@ def submit(*, actor, patient: Patient, password: str, version_number: int) -> Su
         signature = sign(actor, meaning, f"delineation.contourversion:{latest.pk}", content)
         submission = Submission(patient=patient, version=latest, signature=signature)
         submission.save()
-        transaction.on_commit(lambda: contour_submitted.send(Submission, patient=patient, submission=submission))
+        # robust: the submission stands if a reaction fails (e.g. the broker is down); the panel's periodic
+        # reconciliation opens a review that was not opened here.
+        transaction.on_commit(
+            lambda: contour_submitted.send(Submission, patient=patient, submission=submission), robust=True
+        )
     return submission
 
 
@@ -206,6 +213,7 @@ def open_session(
     if reason:
         raise Locked(f"{reason} Viewing it does not start a session.")
     with transaction.atomic(), audit_context(actor):
+        require_unlocked(patient.trial_id, "starting a timed session")
         session = DelineationSession(patient=patient, user=actor, stream=stream, user_agent=user_agent[:300])
         session.save()
     return session
@@ -217,7 +225,9 @@ def record_events(*, actor, session_id, events) -> int:
     if session is None or session.user_id != actor.pk:
         raise NotFound("There is no such session of yours.")
     rows = [_event_row(session, item, position) for position, item in enumerate(_event_list(events))]
-    SessionEvent.objects.bulk_create(rows)
+    with transaction.atomic():
+        require_unlocked(session.patient.trial_id, "recording interaction events")
+        SessionEvent.objects.bulk_create(rows)
     return len(rows)
 
 

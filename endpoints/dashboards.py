@@ -5,7 +5,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -14,7 +14,8 @@ from delineation.cases import status_of
 from delineation.models import Submission
 from imaging.models import QuarantinedStudy
 from inference.models import InferenceJob
-from panel_review.models import ReviewCase
+from panel_review.models import CorrectionMetrics, ReviewAssignment, ReviewCase
+from panel_review.services import current_assignments
 from trial.models import Allocation, AuditEntry, Patient, StratumCorrection
 
 # A submission waiting this long for the panel's approval is listed for the data manager.
@@ -173,7 +174,27 @@ def data_manager_items(trial, now: dt.datetime) -> dict:
         .select_related("allocation__patient", "corrected_by")
         .order_by("-corrected_at")
     )
+    open_cases = ReviewCase.objects.filter(patient__trial=trial, approved_at__isnull=True).order_by("created_at")
+    current = {"assignments__withdrawn_at__isnull": True, "assignments__kind": ReviewAssignment.Kind.REVIEW}
+    short = open_cases.annotate(reviews=Count("assignments", filter=Q(**current))).filter(
+        reviews__lt=trial.panel_reviews_per_case
+    )
+    open_reviews = (
+        current_assignments()
+        .filter(case__in=open_cases, approved_at__isnull=True)
+        .select_related("case__patient", "reviewer")
+        .order_by("assigned_at")
+    )
+    unmeasured = (
+        ReviewCase.objects.filter(patient__trial=trial, approved_at__isnull=False)
+        .exclude(metrics__comparison=CorrectionMetrics.Comparison.SUBMITTED_APPROVED)
+        .select_related("patient")
+    )
     return {
+        "short_of_reviewers": [(case, case.reviews) for case in short.select_related("patient")],
+        "reviews_needed": trial.panel_reviews_per_case,
+        "open_reviews": [(a, (now - a.assigned_at).days) for a in open_reviews],
+        "unmeasured": list(unmeasured),
         "quarantined": list(QuarantinedStudy.objects.filter(status=QuarantinedStudy.Status.HELD)),
         "failed_jobs": list(failed_jobs),
         "waiting_panel": [(s, (now - s.submitted_at).days) for s in waiting_panel],

@@ -1,9 +1,10 @@
 """The endpoint dataset: one row per randomised patient (intention to treat), with its codebook.
 
-Built from the stored data only, every time it is asked for: times are recomputed from the raw interaction
-events, metrics read from the stored correction metrics. While the trial is blinded the allocation is coded
-A/B and every column that exists only in the AI arm (model, AI times, AI comparisons, AI deviations) is left
-out, since it would give the coding away; after unblinding they are included and the arm is named.
+Built from the stored data only: times are recomputed from the raw interaction events, metrics read from the
+stored correction metrics. The full (unblinded) frame is built first; `blind` derives what statisticians get
+while the trial is blinded: the allocation coded A/B, the panel's guess as right/wrong, and every column that
+exists only in the AI arm (model, AI times, AI comparisons, AI deviations) left out, since it would give the
+coding away. After the database lock the full frame is the sealed snapshot taken at lock (services).
 """
 
 import hashlib
@@ -106,8 +107,8 @@ def codebook(trial: Trial, unblinded: bool) -> Codebook:
         v("delin_editing_s", "Delineation editing time", "float", "s", "time within bursts of edit events",
           "delineation events"),
         v("delin_sessions", "Delineation sessions", "integer", source="delineation.DelineationSession"),
-        v("review_active_s", "Panel review active time", "float", "s", "all review streams of the case",
-          "review events"),
+        v("review_active_s", "Panel review active time", "float", "s",
+          "all review streams of the case, reassigned ones included", "review events"),
     ]  # fmt: skip
     for prefix, _comparison, label, ai_only in COMPARISONS:
         if ai_only and not unblinded:
@@ -135,20 +136,53 @@ def codebook(trial: Trial, unblinded: bool) -> Codebook:
 
 
 def build(trial: Trial, unblinded: bool) -> tuple[pd.DataFrame, Codebook]:
-    book = codebook(trial, unblinded)
-    coding = arm_coding(trial)
+    """The dataset from the live data: full when unblinded, else blinded."""
+    full = build_full(trial)
+    if unblinded:
+        return full, codebook(trial, unblinded=True)
+    return blinded(trial, full)
+
+
+def blinded(trial: Trial, full: pd.DataFrame) -> tuple[pd.DataFrame, Codebook]:
+    """The blinded dataset derived from a full frame (live or sealed at lock), with its codebook."""
+    book = codebook(trial, unblinded=False)
+    return blind(full, arm_coding(trial).ai_code, book), book
+
+
+def blind(full: pd.DataFrame, ai_code: str, book: Codebook) -> pd.DataFrame:
+    """Pure: the allocation as its A/B code, the panel's guess as right/wrong/don't know, and only the columns
+    of the blinded codebook (the AI-only ones dropped)."""
+    other = "B" if ai_code == "A" else "A"
+    frame = full.copy()
+    arms = frame["allocation"].astype(object)
+    frame["blinding_guess"] = [_guess_outcome(g, arm) for g, arm in zip(frame["blinding_guess"], arms, strict=True)]
+    frame["allocation"] = arms.map({"ai": ai_code, "manual": other})
+    return book.conform(frame[book.names])
+
+
+def _guess_outcome(guess, arm: str) -> str | None:
+    if not isinstance(guess, str) or not guess:  # missing (NaN after conform)
+        return None
+    if guess == "dont_know":
+        return guess
+    return "correct" if guess == arm else "incorrect"
+
+
+def build_full(trial: Trial) -> pd.DataFrame:
+    """Every column, the arms named: what the sealed snapshot at lock holds."""
+    book = codebook(trial, unblinded=True)
     patients = (
         Patient.objects.filter(trial=trial, status=Patient.Status.RANDOMISED)
         .select_related("allocation", "site")
         .order_by("trial_number")
     )
     experience = dict(StaffProfile.objects.values_list("user_id", "experience_years"))
-    rows = [_row(patient, book, coding, unblinded, experience) for patient in patients]
+    rows = [_row(patient, book, experience) for patient in patients]
     frame = pd.DataFrame(rows, columns=book.names) if rows else pd.DataFrame(columns=book.names)
-    return book.conform(frame), book
+    return book.conform(frame)
 
 
-def _row(patient, book, coding, unblinded, experience) -> dict:
+def _row(patient, book, experience) -> dict:
     allocation = patient.allocation
     strata = patient.effective_strata()
     completion = ImagingCompletion.objects.filter(patient=patient).first()
@@ -160,7 +194,7 @@ def _row(patient, book, coding, unblinded, experience) -> dict:
     row = {
         "trial_id": patient.trial_number,
         "site": patient.site.code,
-        "allocation": allocation.arm if unblinded else coding.code_of(allocation.arm),
+        "allocation": allocation.arm,
         "randomised_at": allocation.randomised_at,
         "randomisation_date": allocation.randomised_at.date(),
         "physician": physician_pseudonym(patient.physician_id),
@@ -174,25 +208,21 @@ def _row(patient, book, coding, unblinded, experience) -> dict:
         "delin_editing_s": times.editing_seconds if times.sessions else None,
         "delin_sessions": times.sessions,
         "review_active_s": _review_active(review),
-        "blinding_guess": _guess(review, None if unblinded else allocation.arm),
+        "blinding_guess": _guess(review),
     }
     for name in book.names:
         if name.startswith("stratum_"):
             row[name] = strata.get(name.removeprefix("stratum_"))
     metrics = {m.comparison: m.values for m in CorrectionMetrics.objects.filter(case=review)} if review else {}
-    for prefix, comparison, _label, ai_only in COMPARISONS:
-        if ai_only and not unblinded:
-            continue
+    for prefix, comparison, _label, _ai_only in COMPARISONS:
         values = metrics.get(comparison)
         for suffix, key, *_ in METRICS:
             row[f"{prefix}_{suffix}"] = _lookup(values, key)
-    if unblinded:
-        deviations = _deviations(patient, allocation.arm, submission)
-        proposal = proposal_seen(review) if review else None
-        row["ai_model"] = str(proposal.model_version) if proposal else None
-        row["ai_inference_s"] = proposal.total_seconds if proposal else None
-        row["ai_proposal_at"] = proposal.created_at if proposal else None
-        row["deviation"] = "; ".join(deviations) or None
+    proposal = proposal_seen(review) if review else None
+    row["ai_model"] = str(proposal.model_version) if proposal else None
+    row["ai_inference_s"] = proposal.total_seconds if proposal else None
+    row["ai_proposal_at"] = proposal.created_at if proposal else None
+    row["deviation"] = "; ".join(_deviations(patient, allocation.arm, submission)) or None
     row["missing_reason"] = _missing_reason(completion, submission, review)
     return row
 
@@ -216,15 +246,12 @@ def _review_active(review) -> float | None:
     return total if any_session else None
 
 
-def _guess(review, true_arm: str | None) -> str | None:
-    """The approving reviewer's guess; with `true_arm` (blinded exports) only whether it was right."""
+def _guess(review) -> str | None:
+    """The approving reviewer's guess of the arm."""
     if review is None or review.approved_version_id is None:
         return None
     approving = review.assignments.filter(approved_version_id=review.approved_version_id).first()
-    guess = approving.guess if approving else ""
-    if not guess or true_arm is None or guess == "dont_know":
-        return guess or None
-    return "correct" if guess == true_arm else "incorrect"
+    return (approving.guess if approving else "") or None
 
 
 def _deviations(patient, arm, submission) -> list[str]:

@@ -38,6 +38,10 @@ class DataLock(AuditedModel):
     locked_at = models.DateTimeField(auto_now_add=True)
     export_file = models.FileField(max_length=300)
     export_sha256 = models.CharField(max_length=64)
+    # The full frame (arms named, every column) as Parquet: what every export and report is derived from after
+    # the lock. Not readable through the app until unblinding.
+    sealed_file = models.FileField(max_length=300)
+    sealed_sha256 = models.CharField(max_length=64)
     rows = models.PositiveIntegerField()
 
     def __str__(self):

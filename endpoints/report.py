@@ -1,15 +1,16 @@
 """The statisticians' analysis report: one self-contained HTML file (figures inlined), the figures as PNG, a PDF.
 
-Everything is read from ``dataset.build`` so the report shows exactly what the export would; while the trial is
-blinded the arms are the codes A/B and nothing in the report names the real arms (the panel's guesses are shown
-only as correct / incorrect / don't know per coded arm, since the guess labels themselves name the arms).
-Statistics that need two observations per arm say "not estimable" rather than fail, so the report can be run
-from the first patient on.
+Everything is read from ``services.endpoint_frame`` so the report shows exactly what the export would (the
+frame sealed at the database lock once there is one); while the trial is blinded the arms are the codes A/B and
+nothing in the report names the real arms (the panel's guesses are shown only as correct / incorrect / don't know
+per coded arm, since the guess labels themselves name the arms). Statistics that need two observations per arm
+say "not estimable" rather than fail, so the report can be run from the first patient on.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import subprocess
 import tempfile
@@ -173,17 +174,29 @@ def to_pdf(html: Path, pdf: Path) -> Path:
 
 
 def build_report(trial: Trial, out_dir: Path) -> Path:
-    """Write report.html, report.pdf and one PNG per figure into ``out_dir``; returns the HTML's path."""
+    """Write report.html, report.pdf and one PNG per figure into ``out_dir``; returns the HTML's path.
+
+    Everything is made in a temporary folder beside ``out_dir`` and moved into place only once the PDF exists,
+    so a failure leaves ``out_dir`` as it was."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}-", dir=out_dir.parent) as folder:
+        _write_report(trial, Path(folder))
+        out_dir.mkdir(exist_ok=True)
+        for made in sorted(Path(folder).iterdir()):
+            os.replace(made, out_dir / made.name)
+    return out_dir / "report.html"
+
+
+def _write_report(trial: Trial, out_dir: Path) -> None:
     unblinded = services.is_unblinded(trial)
-    frame, _book = dataset.build(trial, unblinded=unblinded)
+    frame, _book = services.endpoint_frame(trial, unblinded=unblinded)
     arms = arm_names(unblinded)
     _columns, strata = strata_labels(frame, trial.strata_factors)
     counts = consort_counts(trial, frame, arms)
     quadrant = outcome_quadrants(frame, arms)
     blind = blinding(trial, unblinded)
     images = figures(frame, arms, counts, quadrant, blind)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name, png in images.items():
         (out_dir / f"{name}.png").write_bytes(png)
     context = {
@@ -203,7 +216,6 @@ def build_report(trial: Trial, out_dir: Path) -> Path:
     html = out_dir / "report.html"
     html.write_text(render_to_string("endpoints/report.html", context), encoding="utf-8")
     to_pdf(html, out_dir / "report.pdf")
-    return html
 
 
 def generate(*, actor, trial: Trial, out_dir: Path) -> Path:

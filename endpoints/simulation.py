@@ -173,7 +173,7 @@ def _review(patient, submitted, truth, arm, rng) -> bool:
         return False
     approved = panel_contour(submitted, truth, rng)
     for _ in range(3):
-        assignment = case.assignments.filter(approved_at__isnull=True).first()
+        assignment = case.assignments.filter(approved_at__isnull=True, withdrawn_at__isnull=True).first()
         if assignment is None:
             break
         member = assignment.reviewer

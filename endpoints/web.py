@@ -6,17 +6,16 @@ from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from trial.roles import Role, has_role, is_blinded
+from trial.roles import Role, has_role
 from trial.services.errors import TrialError
-from trial.services.trials import default_trial
 
 from . import formats, services
 from .models import DataLock, Unblinding
+from .pages import trial_for
 
 CONTENT_TYPES = {
     "csv": "text/csv",
@@ -28,12 +27,7 @@ CONTENT_TYPES = {
 
 
 def _trial(request):
-    if not has_role(request.user, *services.READERS) or is_blinded(request.user):
-        raise PermissionDenied("Only statisticians and data managers see the endpoint data (never the blinded panel).")
-    try:
-        return default_trial()
-    except TrialError as exc:
-        raise Http404(exc.message) from exc
+    return trial_for(request.user, *services.READERS)
 
 
 @login_required

@@ -7,9 +7,10 @@ from django.db import transaction
 from imaging.models import ImagingCompletion, Series
 from trial.audit.recorder import audit_context
 from trial.models import Allocation, Patient
-from trial.roles import Role, is_blinded
-from trial.services.access import patients_visible_to, require_role
+from trial.roles import Role
+from trial.services.access import allocations_visible_to, require_role
 from trial.services.errors import Conflict, InvalidInput
+from trial.services.trials import require_unlocked
 
 from .models import AIContour, InferenceJob, InferenceProgress
 from .registry import active_model
@@ -27,6 +28,7 @@ def request_proposal(patient: Patient, *, trigger: str, actor=None, reason: str 
     if not is_ai_arm(patient) or not ImagingCompletion.objects.filter(patient=patient).exists():
         return None
     with transaction.atomic(), audit_context(actor, reason=reason):
+        require_unlocked(patient.trial_id, "asking for an AI proposal")
         patient = Patient.objects.select_for_update().get(pk=patient.pk)  # one request at a time per patient
         if trigger != "rerun" and InferenceJob.objects.filter(patient=patient).exists():
             return None
@@ -72,10 +74,7 @@ def _create_job(patient: Patient, *, trigger: str, actor, reason: str) -> Infere
 
 def jobs_visible_to(user):
     """Jobs reveal the arm: only for people who may see the patient's allocation (never the blinded panel)."""
-    if is_blinded(user):
-        return InferenceJob.objects.none()
-    visible = patients_visible_to(user).filter(status=Patient.Status.RANDOMISED)
-    return InferenceJob.objects.filter(patient__in=visible)
+    return InferenceJob.objects.filter(patient__in=allocations_visible_to(user))
 
 
 def contours_visible_to(user):

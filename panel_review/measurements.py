@@ -12,6 +12,7 @@ from inference.models import AIContour
 from inference.services import is_ai_arm
 from inference.storage import read_mask
 from trial.audit.recorder import audit_context
+from trial.services.trials import require_unlocked
 
 from . import correction_metrics
 from .models import CorrectionMetrics, ReviewCase
@@ -58,6 +59,7 @@ def _store(case, comparison, before_sha256, after_sha256, values) -> CorrectionM
                             after_sha256=after_sha256, values=_json(values))  # fmt: skip
     try:
         with transaction.atomic(), audit_context(None, reason="correction metrics computed on approval"):
+            require_unlocked(case.patient.trial_id, "storing correction metrics")
             row.save()
     except IntegrityError:  # a concurrent run stored it first
         return CorrectionMetrics.objects.get(case=case, comparison=comparison)

@@ -53,6 +53,10 @@ class ReviewAssignment(AuditedModel):
     approved_at = models.DateTimeField(null=True, blank=True)
     guess = models.CharField(max_length=16, choices=Guess.choices, blank=True)
     guessed_at = models.DateTimeField(null=True, blank=True)
+    # An unapproved assignment taken back (the reviewer left the panel, or a data manager reassigned it with a
+    # reason); the case gets another reviewer and the withdrawn stream of versions stays as it was.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["order_key"]

@@ -1,5 +1,9 @@
-"""Reactions: a submitted GTV opens a blinded review; an approved one has its corrections measured."""
+"""Reactions: a submitted GTV opens a blinded review; an approved one has its corrections measured; a change of
+panel membership reconciles the review work (cases waiting for a reviewer, reviews of members who left)."""
 
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
 
 from delineation.signals import contour_submitted
@@ -19,3 +23,18 @@ def measure_corrections_on_approval(sender, case, **kwargs):
     from .tasks import measure_corrections
 
     measure_corrections.delay(case.pk)
+
+
+@receiver(m2m_changed, sender=get_user_model().groups.through, dispatch_uid="panel_review.panel_changed")
+def reconcile_on_panel_change(sender, instance, action, pk_set, **kwargs):
+    from django.contrib.auth.models import Group
+
+    from trial.roles import Role
+
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    groups = Group.objects.filter(pk__in=pk_set or ())
+    if action == "post_clear" or groups.filter(name=Role.PANEL.value).exists():
+        from .tasks import reconcile_reviews
+
+        transaction.on_commit(reconcile_reviews.delay, robust=True)  # beat reconciles later if the broker is down

@@ -20,11 +20,13 @@ from delineation.models import ContourVersion, Submission
 from trial.audit.recorder import audit_context
 from trial.models import Signature
 from trial.roles import Role, has_role
+from trial.services.access import require_role
 from trial.services.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from trial.services.signatures import check_password, sign
+from trial.services.trials import require_unlocked
 
 from .codes import new_review_code, order_key
-from .models import ReviewAssignment, ReviewCase
+from .models import CorrectionMetrics, ReviewAssignment, ReviewCase
 from .signals import contour_approved
 
 
@@ -37,13 +39,16 @@ def panel_members():
     return get_user_model().objects.filter(is_active=True, groups__name=Role.PANEL.value).order_by("pk")
 
 
+def current_assignments():
+    """Assignments not withdrawn: the only ones a reviewer sees and acts on."""
+    return ReviewAssignment.objects.filter(withdrawn_at__isnull=True)
+
+
 def _least_busy(exclude=()) -> list:
     """Panel members by open workload (ties broken at random), so cases spread over the panel."""
     members = [m for m in panel_members() if m.pk not in set(exclude)]
-    load = {
-        row["reviewer"]: row["n"]
-        for row in ReviewAssignment.objects.filter(approved_at__isnull=True).values("reviewer").annotate(n=Count("pk"))
-    }
+    open_work = current_assignments().filter(approved_at__isnull=True)
+    load = {row["reviewer"]: row["n"] for row in open_work.values("reviewer").annotate(n=Count("pk"))}
     random.SystemRandom().shuffle(members)
     return sorted(members, key=lambda m: load.get(m.pk, 0))
 
@@ -61,6 +66,7 @@ def open_review(submission: Submission) -> ReviewCase:
     reviewers (idempotent: a second call returns the case)."""
     patient = submission.patient
     with transaction.atomic(), audit_context(None, reason="GTV submitted: blinded panel review opened"):
+        require_unlocked(patient.trial_id, "opening a panel review")
         existing = ReviewCase.objects.filter(submission=submission).first()
         if existing is not None:
             return existing
@@ -74,9 +80,72 @@ def open_review(submission: Submission) -> ReviewCase:
                 continue
         else:
             raise RuntimeError("could not draw an unused review code")
-        for reviewer in _least_busy(exclude=[patient.physician_id])[: patient.trial.panel_reviews_per_case]:
-            _assign(case, reviewer, ReviewAssignment.Kind.REVIEW)
+        fill(case)
     return case
+
+
+def fill(case: ReviewCase) -> list[ReviewAssignment]:
+    """Give an open case the reviews it lacks: at opening, and again once the panel has members to spare (a
+    panel short of members, a withdrawn assignment). Never the case's physician, never a member twice."""
+    with transaction.atomic(), audit_context(None, reason="review case assigned to the panel"):
+        require_unlocked(case.patient.trial_id, "assigning a review")
+        case = ReviewCase.objects.select_for_update().select_related("patient__trial").get(pk=case.pk)
+        if case.approved_at is not None:
+            return []
+        current = case.assignments.filter(withdrawn_at__isnull=True)
+        needed = case.patient.trial.panel_reviews_per_case
+        reviews = current.filter(kind=ReviewAssignment.Kind.REVIEW)
+        missing = needed - reviews.count()
+        if missing > 0:
+            return [_assign(case, m, ReviewAssignment.Kind.REVIEW) for m in _least_busy(_ineligible(case))[:missing]]
+        approved = reviews.filter(approved_at__isnull=False).count()
+        if needed > 1 and approved >= needed and not current.filter(kind=ReviewAssignment.Kind.CONSENSUS).exists():
+            consensus = _assign_consensus(case)
+            return [consensus] if consensus else []
+    return []
+
+
+def _ineligible(case: ReviewCase) -> list[int]:
+    """The case's physician and everyone assigned to it before (withdrawn or not)."""
+    return [case.patient.physician_id, *case.assignments.values_list("reviewer_id", flat=True)]
+
+
+def _assign_consensus(case: ReviewCase) -> ReviewAssignment | None:
+    """A third member for the consensus; with none to spare, the first approving reviewer (if not withdrawn
+    from a consensus of this case already)."""
+    third = _least_busy(_ineligible(case))
+    if third:
+        return _assign(case, third[0], ReviewAssignment.Kind.CONSENSUS)
+    had_consensus = case.assignments.filter(kind=ReviewAssignment.Kind.CONSENSUS).values_list("reviewer_id")
+    approvers = (
+        case.assignments.filter(kind=ReviewAssignment.Kind.REVIEW, approved_at__isnull=False, withdrawn_at__isnull=True)
+        .exclude(reviewer_id__in=had_consensus)
+        .exclude(reviewer__is_active=False)
+        .order_by("approved_at")
+    )
+    first = approvers.first()
+    return _assign(case, first.reviewer, ReviewAssignment.Kind.CONSENSUS) if first else None
+
+
+def withdraw(*, actor, assignment: ReviewAssignment, reason: str) -> list[ReviewAssignment]:
+    """Take an unapproved review back (the reviewer is away or conflicted) and give the case to another member.
+    A data manager's action with a reason, audited; `actor` None is reconciliation (reviewer left the panel)."""
+    if actor is not None:
+        require_role(actor, Role.DATA_MANAGER, action="reassign panel reviews")
+    reason = (reason or "").strip()
+    if len(reason) < 10:
+        raise InvalidInput("Give the reason for reassigning the review (at least 10 characters).")
+    with transaction.atomic(), audit_context(actor, reason=reason):
+        require_unlocked(assignment.case.patient.trial_id, "reassigning a review")
+        assignment = ReviewAssignment.objects.select_for_update().get(pk=assignment.pk)
+        if assignment.withdrawn_at is not None:
+            raise Conflict("This review was reassigned already.")
+        if assignment.approved_at is not None:
+            raise Conflict("This review is approved and signed; it cannot be reassigned.")
+        assignment.withdrawn_at = timezone.now()
+        assignment.withdrawn_reason = reason
+        assignment.save()
+        return fill(assignment.case)
 
 
 def require_panel(user) -> None:
@@ -87,15 +156,17 @@ def require_panel(user) -> None:
 def assignments_of(user):
     """The member's assignments in their own random order."""
     require_panel(user)
-    return ReviewAssignment.objects.filter(reviewer=user).select_related("case").order_by("order_key")
+    return current_assignments().filter(reviewer=user).select_related("case").order_by("order_key")
 
 
 def assignment_for(user, code: str) -> ReviewAssignment:
     """The member's current assignment on the case with this code: the consensus when they have one, else their
     review. A code that is not theirs gets the same answer as one that does not exist."""
     require_panel(user)
-    assignments = ReviewAssignment.objects.filter(reviewer=user, case__code=code).select_related(
-        "case__patient__trial", "case__submission__version"
+    assignments = (
+        current_assignments()
+        .filter(reviewer=user, case__code=code)
+        .select_related("case__patient__trial", "case__submission__version")
     )
     assignment = assignments.filter(kind=ReviewAssignment.Kind.CONSENSUS).first() or assignments.first()
     if assignment is None:
@@ -113,6 +184,8 @@ def status_of(assignment: ReviewAssignment) -> str:
 def _lock(assignment: ReviewAssignment):
     def lock(patient) -> str | None:
         fresh = ReviewAssignment.objects.get(pk=assignment.pk)
+        if fresh.withdrawn_at:
+            return f"Review {assignment.case.code} was reassigned to another panel member."
         return f"Review {assignment.case.code} is approved and locked." if fresh.approved_at else None
 
     return lock
@@ -153,6 +226,7 @@ def approve(*, actor, assignment: ReviewAssignment, password: str, version_numbe
     check_password(actor, password, meaning)
     patient = assignment.case.patient
     with transaction.atomic(), audit_context(actor):
+        require_unlocked(patient.trial_id, "approving a GTV")
         patient.__class__.objects.select_for_update().get(pk=patient.pk)
         assignment = ReviewAssignment.objects.select_related("case").get(pk=assignment.pk)
         if assignment.approved_at is not None:
@@ -175,24 +249,21 @@ def approve(*, actor, assignment: ReviewAssignment, password: str, version_numbe
 
 def _advance(assignment: ReviewAssignment) -> None:
     case = assignment.case
-    reviews = case.assignments.filter(kind=ReviewAssignment.Kind.REVIEW)
-    needed = case.patient.trial.panel_reviews_per_case
-    if assignment.kind == ReviewAssignment.Kind.CONSENSUS or needed == 1:
+    if assignment.kind == ReviewAssignment.Kind.CONSENSUS or case.patient.trial.panel_reviews_per_case == 1:
         case.approved_version = assignment.approved_version
         case.approved_at = assignment.approved_at
         case.save()
-        transaction.on_commit(lambda: contour_approved.send(ReviewCase, case=case))
-    elif reviews.filter(approved_at__isnull=False).count() >= needed:
-        reviewers = list(reviews.values_list("reviewer_id", flat=True))
-        third = _least_busy(exclude=[*reviewers, case.patient.physician_id])
-        first = reviews.order_by("approved_at").first().reviewer
-        _assign(case, third[0] if third else first, ReviewAssignment.Kind.CONSENSUS)
+        # robust: the approval stands if the measurement cannot be sent now; reconcile() sends it again.
+        transaction.on_commit(lambda: contour_approved.send(ReviewCase, case=case), robust=True)
+    else:
+        fill(case)  # the consensus, once both reviews are approved
 
 
 def record_guess(*, actor, assignment: ReviewAssignment, guess: str) -> ReviewAssignment:
     if guess not in ReviewAssignment.Guess.values:
         raise InvalidInput(f"The answer must be one of {', '.join(ReviewAssignment.Guess.values)}, not {guess!r}.")
     with transaction.atomic(), audit_context(actor):
+        require_unlocked(assignment.case.patient.trial_id, "answering the blinding question")
         assignment = ReviewAssignment.objects.select_for_update().get(pk=assignment.pk)
         if assignment.approved_at is None:
             raise Conflict("Answer the blinding question after approving the GTV.")
@@ -206,3 +277,34 @@ def record_guess(*, actor, assignment: ReviewAssignment, guess: str) -> ReviewAs
 
 def version_labels(version: ContourVersion) -> np.ndarray:
     return labelmap_codec.decode(bytes(version.labelmap), tuple(version.shape), version.segments)
+
+
+def reconcile() -> dict[str, int]:
+    """Bring every open trial's review work up to date; run periodically (Celery beat) and when the panel changes.
+
+    Catches what a failed after-commit step or a short panel left behind: a submission without a review case,
+    an assignment held by someone no longer on the panel (withdrawn), a case short of reviewers, an approved case
+    whose correction metrics were never stored (measurement sent again). Locked trials are left alone."""
+    from .tasks import measure_corrections
+
+    unlocked = {"patient__trial__data_locked_at__isnull": True}
+    opened = 0
+    for submission in Submission.objects.filter(review_case__isnull=True, **unlocked).select_related("patient"):
+        open_review(submission)
+        opened += 1
+    members = panel_members().values_list("pk", flat=True)
+    gone = current_assignments().filter(approved_at__isnull=True, case__approved_at__isnull=True)
+    withdrawn = assigned = 0
+    for assignment in gone.filter(**{f"case__{k}": v for k, v in unlocked.items()}).exclude(reviewer__in=members):
+        reason = "The reviewer is no longer an active panel member."
+        assigned += len(withdraw(actor=None, assignment=assignment, reason=reason))
+        withdrawn += 1
+    assigned += sum(len(fill(case)) for case in ReviewCase.objects.filter(approved_at__isnull=True, **unlocked))
+    unmeasured = list(
+        ReviewCase.objects.filter(approved_at__isnull=False, **unlocked)
+        .exclude(metrics__comparison=CorrectionMetrics.Comparison.SUBMITTED_APPROVED)
+        .values_list("pk", flat=True)
+    )
+    for case_id in unmeasured:
+        transaction.on_commit(lambda case_id=case_id: measure_corrections.delay(case_id), robust=True)
+    return {"opened": opened, "withdrawn": withdrawn, "assigned": assigned, "measurements_sent": len(unmeasured)}

@@ -1,14 +1,19 @@
-"""Pages of the panel: the review worklist and the blinded workstation, both by code only."""
+"""Pages of the panel: the review worklist and the blinded workstation, both by code only; and the data
+manager's reassignment of a review (from the data manager dashboard)."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.middleware.csrf import get_token
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from trial.services.errors import NotAllowed, NotFound
+from trial.roles import Role, has_role, is_blinded
+from trial.services.errors import NotAllowed, NotFound, TrialError
 
 from . import services
+from .models import ReviewAssignment
 
 
 @login_required
@@ -37,3 +42,20 @@ def workstation(request, code):
         "csrf_token_value": get_token(request),
     }
     return render(request, "delineation/workstation.html", context)
+
+
+@login_required
+@require_POST
+def reassign(request, pk):
+    if not has_role(request.user, Role.DATA_MANAGER) or is_blinded(request.user):
+        raise PermissionDenied("Only data managers reassign panel reviews.")
+    assignment = get_object_or_404(ReviewAssignment.objects.select_related("case"), pk=pk)
+    try:
+        new = services.withdraw(actor=request.user, assignment=assignment, reason=request.POST.get("reason", ""))
+    except TrialError as exc:
+        messages.error(request, exc.message)
+    else:
+        to = ", ".join(a.reviewer.get_full_name() or a.reviewer.get_username() for a in new)
+        messages.success(request, f"Review {assignment.case.code} reassigned" + (f" to {to}." if to else
+                         "; no other panel member is free yet: it is assigned as soon as one is."))  # fmt: skip
+    return redirect("dashboard-data-manager")

@@ -33,7 +33,9 @@ $BIN/python manage.py seed_demo_review  # a submitted GTV waiting for the blinde
 # have something to show; `python manage.py simulate_trial --patients 40 --seed 2` makes a bigger one.
 $BIN/python manage.py simulate_trial --patients ${DEMO_SIMULATED_PATIENTS:-8} --seed 1
 
-$BIN/celery -A config worker -Q default --pool=solo --loglevel=warning -n default@%h &
+# -B: the default worker also runs the periodic scheduler (review reconciliation); production runs `celery beat`.
+$BIN/celery -A config worker -Q default --pool=solo --loglevel=warning -n default@%h -B \
+    --schedule var/celerybeat-schedule &
 WORKER=$!
 $BIN/celery -A config worker -Q inference --pool=solo --loglevel=warning -n inference@%h &
 INFERENCE_WORKER=$!

@@ -3,7 +3,6 @@ codebook covers every column, nothing reveals the arm before lock and unblinding
 
 import hashlib
 
-import numpy as np
 import pandas as pd
 import pytest
 from django.core.management import call_command
@@ -11,35 +10,11 @@ from django.core.management import call_command
 from endpoints import dataset, formats, services
 from endpoints.models import ArmCoding, DataLock
 from panel_review.models import CorrectionMetrics
-from tests.conftest import PASSWORD, World
-from tests.inference.conftest import patient_in_arm
-from tests.panel_review.helpers import submitted_case
-from tests.panel_review.test_review_flow import save
-from trial.models import AuditEntry, StaffProfile
+from tests.conftest import PASSWORD
+from trial.models import AuditEntry
 from trial.services.errors import Conflict, NotAllowed
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def trial_data(tmp_path, django_capture_on_commit_callbacks, eager_tasks):
-    world = World()
-    StaffProfile(user=world.physician, experience_years=12).save()
-    cases = []
-    for arm, seed in (("ai", 71), ("manual", 72)):
-        review, case, _ = submitted_case(world, arm, tmp_path / arm, seed, django_capture_on_commit_callbacks)
-        client = world.client(world.panel)
-        session = client.post(f"/api/v1/review/cases/{review.code}/sessions/").json()["id"]
-        batch = {"events": [{"t": 0, "kind": "open"}, {"t": 1500, "kind": "edit"}, {"t": 4000, "kind": "edit"}]}
-        client.post(f"/api/v1/review/sessions/{session}/events/", batch, format="json")
-        assert save(client, review.code, case.truth.astype(np.uint8), 0).status_code == 201
-        with django_capture_on_commit_callbacks(execute=True):
-            client.post(f"/api/v1/review/cases/{review.code}/approve/", {"password": PASSWORD, "version": 1},
-                        format="json")  # fmt: skip
-        client.post(f"/api/v1/review/cases/{review.code}/guess/", {"guess": "dont_know"}, format="json")
-        cases.append((review, case))
-    waiting = patient_in_arm(world, "manual")  # randomised, no images yet: intention to treat keeps them
-    return world, cases, waiting
 
 
 def test_blinded_dataset_holds_the_database_values(trial_data):

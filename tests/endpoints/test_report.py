@@ -15,7 +15,6 @@ from PIL import Image
 
 from endpoints import plots, report, services, statistics
 from tests.conftest import PASSWORD
-from tests.endpoints.test_endpoint_data import trial_data  # noqa: F401  (fixture)
 from trial.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +39,7 @@ def run_report(world, out):
     return html, DATA_URI.findall(html)
 
 
-def test_blinded_report_has_every_figure_and_no_arm_names(trial_data, tmp_path):  # noqa: F811
+def test_blinded_report_has_every_figure_and_no_arm_names(trial_data, tmp_path):
     world, _cases, _waiting = trial_data
     html, images = run_report(world, tmp_path / "out")
     for heading in SECTIONS:
@@ -61,14 +60,14 @@ def test_blinded_report_has_every_figure_and_no_arm_names(trial_data, tmp_path):
     assert entry.actor_username == world.statistician.username and not entry.reveals_allocation
 
 
-def test_only_statisticians_and_data_managers_get_the_report(trial_data, tmp_path):  # noqa: F811
+def test_only_statisticians_and_data_managers_get_the_report(trial_data, tmp_path):
     world, _cases, _waiting = trial_data
     with pytest.raises(CommandError, match="statistician"):
         call_command("analysis_report", "--out", str(tmp_path), "--user", world.physician.username)
     assert not (tmp_path / "report.html").exists()
 
 
-def test_after_unblinding_the_report_names_the_arms(trial_data, tmp_path):  # noqa: F811
+def test_after_unblinding_the_report_names_the_arms(trial_data, tmp_path):
     world, _cases, _waiting = trial_data
     services.lock(actor=world.data_manager, trial=world.trial, password=PASSWORD)
     services.unblind(actor=world.data_manager, trial=world.trial, password=PASSWORD, reason="final analysis")

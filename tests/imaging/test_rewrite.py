@@ -19,6 +19,7 @@ from pydicom.uid import (
 )
 
 from imaging.dicom.deid import deidentify
+from imaging.dicom.elements import deferred_value
 from imaging.dicom.rewrite import Unsupported, encode_file, encode_file_fast, encode_with_pydicom
 from tests.imaging.synthetic_pet import ct_series, pet_series, rt_structure_set
 
@@ -109,6 +110,46 @@ def test_pixel_data_is_copied_not_reencoded():
     chunks = encode_file_fast(deidentified)
     assert any(chunk is pixels.value for chunk in chunks), "the pixel bytes are written as they were read"
     assert _read(b"".join(chunks)).PixelData == _read(data).PixelData
+
+
+def _deferred(data: bytes) -> Dataset:
+    """As the ingest reads an upload: values over 64 KiB left in the payload's bytes (dcmread's defer_size)."""
+    return pydicom.dcmread(io.BytesIO(data), defer_size=64 * 1024)
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_deferred_pixel_data_is_written_from_the_bytes_read_without_a_copy(syntax):
+    ds = ct_series()[0]
+    ds.Rows = ds.Columns = 256
+    ds.PixelData = bytes(range(256)) * 512  # 128 KiB: deferred
+    data = _bytes(ds, syntax)
+    deidentified = _deid(_deferred(data))
+    pixels = deidentified._dict[0x7FE00010]
+    assert isinstance(pixels, RawDataElement) and pixels.value is None, "still deferred after de-identification"
+    chunks = encode_file_fast(deidentified)
+    views = [chunk for chunk in chunks if isinstance(chunk, memoryview)]
+    assert len(views) == 1 and views[0].obj is data, "the pixel data is a view of the bytes read, not a copy"
+    assert deidentified._dict[0x7FE00010].value is None, "and was not read into the dataset to write it"
+    assert b"".join(chunks) == encode_with_pydicom(_deid(_read(data)))
+
+
+@pytest.mark.parametrize("data", SOURCES)
+def test_deferred_values_are_written_as_pydicom_writes_them(data):
+    fast = b"".join(encode_file_fast(_deid(pydicom.dcmread(io.BytesIO(data), defer_size=16))))
+    assert fast == encode_with_pydicom(_deid(_read(data)))
+
+
+def test_a_deferred_value_whose_bytes_changed_is_left_to_pydicom():
+    ds = ct_series()[0]
+    ds.Rows = ds.Columns = 256
+    ds.PixelData = bytes(256 * 512)
+    data = _bytes(ds, ExplicitVRLittleEndian)
+    read = _deferred(data)
+    element = read._dict[0x7FE00010]
+    read.buffer = io.BytesIO(data[: element.value_tell - 4] + b"\x00\x00\x00\x00" + data[element.value_tell :])
+    assert deferred_value(read, element) is None  # the length in the buffer differs: pydicom reads (or refuses)
+    read.buffer = io.BytesIO(data[:-2])
+    assert deferred_value(read, element) is None  # cut short
 
 
 def _undefined_lengths(ds):

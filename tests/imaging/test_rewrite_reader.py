@@ -52,6 +52,23 @@ def test_the_fast_reader_gives_dcmreads_dataset(source, syntax):
     _assert_same(read(data), pydicom.dcmread(io.BytesIO(data)))
 
 
+@pytest.mark.parametrize(("source", "syntax"), list(_sources()))
+@pytest.mark.parametrize("defer_size", [16, 1024])
+def test_deferred_values_are_left_as_dcmread_leaves_them(source, syntax, defer_size):
+    data = _bytes(source, syntax)
+    ours, theirs = read(data, defer_size=defer_size), pydicom.dcmread(io.BytesIO(data), defer_size=defer_size)
+    _assert_same(ours, theirs)
+    assert defer_size > 16 or any(element.value is None for element in ours._dict.values()), "some were deferred"
+    assert ours == pydicom.dcmread(io.BytesIO(data)), "and reads as the whole file when used"
+
+
+@pytest.mark.parametrize("cut", [5000, 100_000, 7])
+def test_a_truncated_file_read_deferred_reads_as_dcmread_reads_it(cut):
+    data = _bytes(ct_series()[0], ExplicitVRLittleEndian)
+    data = data[: len(data) - cut] if cut < len(data) else data
+    _assert_same(read(data, defer_size=1024), pydicom.dcmread(io.BytesIO(data), defer_size=1024))
+
+
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
 def test_a_sequence_of_undefined_length_goes_to_dcmread(syntax):
     ds = ct_series()[0]

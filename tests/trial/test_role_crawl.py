@@ -1,5 +1,6 @@
 """Acceptance: every GET endpoint and page, requested as every role, leaks no allocation the role may not
-see, and nothing about the randomisation secret or future allocations."""
+see, and nothing about the randomisation secret or future allocations. Statisticians work blinded (A/B) until
+a data manager unblinds after the database lock; from then on they see every arm."""
 
 import base64
 import json
@@ -113,7 +114,7 @@ def test_no_role_receives_what_it_may_not_see(populated, role):
         "coordinator": set(Patient.objects.filter(site__code="AAR").values_list("trial_number", flat=True)),
         "physician": set(Patient.objects.filter(physician=world.physician).values_list("trial_number", flat=True)),
         "panel": set(),
-        "statistician": set(Patient.objects.values_list("trial_number", flat=True)),
+        "statistician": set(),
         "data_manager": set(Patient.objects.values_list("trial_number", flat=True)),
     }[role]
 
@@ -132,11 +133,11 @@ def test_no_role_receives_what_it_may_not_see(populated, role):
             assert not keys & FORBIDDEN_KEYS, (url, keys & FORBIDDEN_KEYS)
             for trial_number, _arm in allocations:
                 if trial_number == "audit":
-                    assert role in ("statistician", "data_manager"), f"{url} shows allocation audit to {role}"
+                    assert role == "data_manager", f"{url} shows allocation audit to {role}"
                 else:
                     assert trial_number in allowed, f"{url} shows {trial_number}'s arm to {role}"
                     seen.add(trial_number)
-        elif role == "panel":
+        elif role in ("panel", "statistician"):
             assert "arm-ai" not in body and "arm-manual" not in body, f"{url} shows an arm to the panel"
     assert crawled > 40
     randomised = set(Patient.objects.filter(status="randomised").values_list("trial_number", flat=True))
@@ -157,3 +158,30 @@ def test_anonymous_users_get_nothing(populated):
     for url in ("/api/v1/patients/", "/api/v1/trials/", "/api/v1/audit/entries/", "/api/schema/"):
         assert client.get(url).status_code in (401, 403), url
     assert client.get("/patients/").status_code == 302
+
+
+def test_statisticians_see_the_arms_once_unblinded_after_the_lock(populated):
+    from endpoints import services as endpoints
+
+    world = populated
+    client = APIClient()
+    client.force_login(world.statistician)
+    randomised = set(Patient.objects.filter(status="randomised").values_list("trial_number", flat=True))
+
+    def arms_shown():
+        keys, allocations = set(), set()
+        _json_keys_and_allocations(client.get("/api/v1/patients/").json(), keys, allocations)
+        audit = client.get("/api/v1/audit/entries/?model=trial.allocation").json()
+        _json_keys_and_allocations(audit, keys, allocations)
+        page = client.get("/patients/").content.decode()
+        return allocations, "arm-ai" in page or "arm-manual" in page
+
+    allocations, on_page = arms_shown()
+    assert not allocations and not on_page
+    endpoints.lock(actor=world.data_manager, trial=world.trial, password=PASSWORD)
+    allocations, on_page = arms_shown()
+    assert not allocations and not on_page, "the lock alone unblinds nothing"
+    endpoints.unblind(actor=world.data_manager, trial=world.trial, password=PASSWORD, reason="final analysis")
+    allocations, on_page = arms_shown()
+    assert {number for number, _arm in allocations if number != "audit"} == randomised and on_page
+    assert any(number == "audit" for number, _arm in allocations), "allocation audit entries now reach them"

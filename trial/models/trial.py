@@ -77,6 +77,10 @@ class Trial(AuditedModel):
     panel_reviews_per_case = models.PositiveSmallIntegerField(
         default=1, choices=[(1, "One review"), (2, "Two reviews and a consensus")]
     )
+    # Set with the data manager's signed database lock and unblinding (endpoints app): after the lock no service
+    # changes trial data; after unblinding statisticians see each patient's arm.
+    data_locked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    arms_unblinded_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     def __str__(self):
         return f"{self.name} ({self.protocol_id})"

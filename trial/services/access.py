@@ -27,10 +27,28 @@ def patients_visible_to(user):
     return Patient.objects.filter(visible)
 
 
+def allocations_visible_to(user):
+    """Randomised patients whose arm a user may see: data managers all; coordinators their sites'; physicians
+    their own; statisticians only once the trial is unblinded after the lock (until then they work on A/B);
+    blinded panel members none."""
+    roles = roles_of(user)
+    if not roles or is_blinded(user):
+        return Patient.objects.none()
+    randomised = Patient.objects.filter(status=Patient.Status.RANDOMISED)
+    if Role.DATA_MANAGER in roles:
+        return randomised
+    visible = Q(pk__in=[])
+    if Role.COORDINATOR in roles:
+        visible |= Q(site_id__in=site_ids_of(user))
+    if Role.PHYSICIAN in roles:
+        visible |= Q(physician=user)
+    if Role.STATISTICIAN in roles:
+        visible |= Q(trial__arms_unblinded_at__isnull=False)
+    return randomised.filter(visible)
+
+
 def can_see_allocation(user, patient: Patient) -> bool:
-    if is_blinded(user) or patient.status != Patient.Status.RANDOMISED:
-        return False
-    return patients_visible_to(user).filter(pk=patient.pk).exists()
+    return allocations_visible_to(user).filter(pk=patient.pk).exists()
 
 
 def require_role(user, *roles: Role, action: str) -> None:

@@ -2,19 +2,22 @@
 
 from django.db import transaction
 
-from trial.models import AuditEntry, AuditVerification
+from trial.models import AuditEntry, AuditVerification, Trial
 from trial.roles import Role, has_role, is_blinded
 
 from .access import require_role
 
 
 def audit_entries_visible_to(user):
-    """Data managers and statisticians read the trail; entries that reveal an arm never reach blinded users."""
+    """Data managers and statisticians read the trail. Entries that reveal an arm never reach blinded users, and
+    reach statisticians only when no trial is still blinded (the trail is not divided by trial)."""
     if not has_role(user, Role.DATA_MANAGER, Role.STATISTICIAN):
         return AuditEntry.objects.none()
     entries = AuditEntry.objects.all()
     if is_blinded(user):
-        entries = entries.filter(reveals_allocation=False)
+        return entries.filter(reveals_allocation=False)
+    if not has_role(user, Role.DATA_MANAGER) and Trial.objects.filter(arms_unblinded_at__isnull=True).exists():
+        return entries.filter(reveals_allocation=False)
     return entries
 
 

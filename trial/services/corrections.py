@@ -9,6 +9,7 @@ from trial.roles import Role
 from .access import require_role
 from .errors import Conflict, InvalidInput
 from .signatures import check_password, sign
+from .trials import require_unlocked
 
 MIN_REASON_LENGTH = 10
 
@@ -37,6 +38,7 @@ def correct_stratum(
         raise InvalidInput(f"Give the reason for the correction (at least {MIN_REASON_LENGTH} characters).")
     check_password(actor, password, Signature.Meaning.CORRECT)
     with transaction.atomic(), audit_context(actor, reason=reason):
+        require_unlocked(patient.trial_id, "correcting a stratum")
         signature = sign(
             actor,
             Signature.Meaning.CORRECT,

@@ -15,6 +15,7 @@ from trial.roles import Role, has_role
 from .access import require_coordinator_of
 from .errors import Conflict, InvalidInput, NotAllowed, NotFound
 from .hospital_ids import hospital_id_hash
+from .trials import refuse_if_locked, require_unlocked
 
 
 def patient_strata(trial: Trial, site: Site, strata: dict) -> dict:
@@ -81,6 +82,7 @@ def enrol(
 
     with transaction.atomic(), audit_context(actor):
         trial = Trial.objects.select_for_update().get(pk=trial.pk)  # serialises trial numbers
+        refuse_if_locked(trial, "enrolling a patient")
         existing = Patient.objects.filter(trial=trial, hospital_id_hash=id_hash).first()
         if existing is not None:
             raise Conflict(
@@ -130,6 +132,7 @@ def update_strata(*, actor, patient: Patient, strata: dict, reason: str) -> Pati
     if len(reason) < 10:
         raise InvalidInput("Give the reason for changing the recorded strata (at least 10 characters).")
     with transaction.atomic(), audit_context(actor, reason=reason):
+        require_unlocked(patient.trial_id, "changing strata")
         patient = Patient.objects.select_for_update().select_related("site", "trial").get(pk=patient.pk)
         if patient.status != Patient.Status.ENROLLED:
             raise Conflict(

@@ -11,6 +11,7 @@ from trial.signals import patient_randomised
 from .access import require_coordinator_of
 from .errors import Conflict, InvalidInput
 from .signatures import check_password, sign
+from .trials import refuse_if_locked
 
 
 def balance_state(trial: Trial) -> BalanceState:
@@ -38,6 +39,7 @@ def randomise(*, actor, patient: Patient, password: str) -> Allocation:
     check_password(actor, password, Signature.Meaning.RANDOMISE)
     with transaction.atomic(), audit_context(actor):
         trial = Trial.objects.select_for_update().get(pk=patient.trial_id)
+        refuse_if_locked(trial, "randomising a patient")
         patient = Patient.objects.select_for_update().select_related("site").get(pk=patient.pk)
         done = Allocation.objects.filter(patient=patient).first()
         if done is not None:

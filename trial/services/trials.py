@@ -1,8 +1,10 @@
-"""Choosing the trial a request is about."""
+"""Choosing the trial a request is about, and refusing changes to its data once the database is locked."""
+
+from django.db import connection
 
 from trial.models import Trial
 
-from .errors import InvalidInput
+from .errors import Conflict, InvalidInput
 
 
 def default_trial(trial: Trial | None = None) -> Trial:
@@ -14,3 +16,28 @@ def default_trial(trial: Trial | None = None) -> Trial:
     if not open_trials:
         raise InvalidInput("No trial is open.")
     raise InvalidInput("Several trials are open: name the trial.")
+
+
+def require_unlocked(trial_id: int, action: str) -> None:
+    """Refuse `action` once the trial's database is locked. Call it inside the transaction that changes the data:
+    on PostgreSQL the trial row is held FOR SHARE until that transaction ends, so the data manager's lock (which
+    takes the row FOR UPDATE) waits for changes in flight and they wait for it, while changes to different
+    patients never wait for each other."""
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Trial._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR SHARE", [trial_id])  # noqa: S608
+    trial = Trial.objects.only("protocol_id", "data_locked_at").filter(pk=trial_id).first()
+    if trial is None:
+        raise InvalidInput(f"There is no trial with id {trial_id}.")
+    refuse_if_locked(trial, action)
+
+
+def refuse_if_locked(trial: Trial, action: str) -> None:
+    """The check alone, for callers that hold the trial row FOR UPDATE already (taking it FOR SHARE first would
+    let two of them deadlock upgrading their locks)."""
+    if trial.data_locked_at is not None:
+        raise Conflict(
+            f"The database of {trial.protocol_id} was locked on {trial.data_locked_at:%Y-%m-%d %H:%M} UTC: "
+            f"{action} is no longer possible."
+        )

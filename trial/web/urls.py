@@ -11,6 +11,7 @@ urlpatterns = [
     path("patients/<int:pk>/randomise/", views.patient_randomise, name="patient-randomise"),
     path("patients/<int:pk>/correct/", views.patient_correct, name="patient-correct"),
     path("patients/<int:pk>/strata/", views.patient_strata, name="patient-strata"),
+    path("staff/experience/", views.staff_experience, name="staff-experience"),
     path("audit/", views.audit_list, name="audit-list"),
     path("audit/verify/", views.audit_verify, name="audit-verify"),
 ]

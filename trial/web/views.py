@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from trial.models import AuditVerification, Site
 from trial.roles import Role, has_role, roles_of
-from trial.services import corrections, enrolment, randomisation
+from trial.services import corrections, enrolment, randomisation, staff
 from trial.services.access import can_see_allocation, patients_visible_to, site_ids_of
 from trial.services.audit_requests import audit_entries_visible_to, request_verification
 from trial.services.errors import TrialError
@@ -205,3 +205,20 @@ def audit_verify(request):
         raise PermissionDenied(exc.message) from exc
     messages.info(request, "Verification queued; a background worker recomputes the hash chain.")
     return redirect("audit-list")
+
+
+@login_required
+def staff_experience(request):
+    """Data managers record each physician's years of experience (an endpoint covariate), with a reason."""
+    _require(request, Role.DATA_MANAGER)
+    if request.method == "POST":
+        user = get_object_or_404(staff.physicians(), pk=request.POST.get("user"))
+        try:
+            staff.set_experience(actor=request.user, user=user, years=request.POST.get("years"),
+                                 reason=request.POST.get("reason", ""))  # fmt: skip
+        except TrialError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Experience of {user.get_full_name() or user.get_username()} recorded.")
+        return redirect("staff-experience")
+    return render(request, "trial/staff_experience.html", {"rows": staff.experience_table()})
