@@ -246,7 +246,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir / "out"),
         "data_folder_out": str(_queue_dir / "out"),
-        "data_folder_processed": str(_queue_dir / "processed"),
+        "processed_folder": str(_queue_dir / "processed"),
         "control_folder": str(_queue_dir / "control"),  # kombu's default is ./control, in the working tree
     }
 else:
