@@ -5,10 +5,17 @@ with slices sorted by ImagePositionPatient projected on the slice normal (ascend
 ../shared/ARCHITECTURE.md. The affine maps (column i, row j, slice k, 1) to LPS millimetres.
 """
 
+import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pydicom import config
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
+
+from imaging.dicom.elements import default_decoding, uid_text, value_of
 
 ORIENTATION_TOLERANCE = 1e-4
 POSITION_TOLERANCE_MM = 0.01
@@ -54,21 +61,57 @@ class Grid:
         return origins @ self.normal
 
 
-def _floats(ds, keyword: str, count: int, where: str) -> np.ndarray:
+def _floats(ds, keyword: str, count: int, where) -> np.ndarray:
+    """The numbers of a DS attribute; `where` (text, or a callable giving it) names the image in errors."""
+    fast = _raw_numbers(ds, _TAGS[keyword])
+    if fast is not None and len(fast) == count:
+        return np.array(fast, dtype=float)
     value = ds.get(keyword)
     if value is None:
-        raise SeriesError(f"{where}: {keyword} is missing.")
+        raise SeriesError(f"{_where(where)}: {keyword} is missing.")
     try:
         array = np.array([float(v) for v in value], dtype=float)
     except (TypeError, ValueError) as exc:
-        raise SeriesError(f"{where}: {keyword} {value!r} is not numeric.") from exc
+        raise SeriesError(f"{_where(where)}: {keyword} {value!r} is not numeric.") from exc
     if array.shape != (count,):
-        raise SeriesError(f"{where}: {keyword} must have {count} values, has {array.size}.")
+        raise SeriesError(f"{_where(where)}: {keyword} must have {count} values, has {array.size}.")
     return array
+
+
+_KEYWORDS = ("ImageOrientationPatient", "PixelSpacing", "ImagePositionPatient", "SeriesInstanceUID", "SOPInstanceUID")
+_KEYWORDS += ("Rows", "Columns", "PixelData", "NumberOfFrames")
+_TAGS = {keyword: tag_for_keyword(keyword) for keyword in _KEYWORDS}
+# A DS value pydicom reads without a warning: plain decimal numbers of at most 16 characters, backslash-separated.
+_PLAIN_DS = re.compile(rb" *[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)? *")
+
+
+def _raw_numbers(ds, tag: int) -> list[float] | None:
+    """The numbers of an undecoded DS element read straight from its bytes, leaving the element undecoded
+    (a series check reads three of them from every image): exactly the floats pydicom's DSfloat values hold.
+    None for anything but plain decimal numbers read the stock way; the caller then decodes the element."""
+    element = ds._dict.get(tag)
+    if type(element) is not RawDataElement or type(element.value) is not bytes or element.VR not in ("DS", None):
+        return None
+    if config.use_DS_decimal or config.use_DS_numpy or not default_decoding():
+        return None
+    parts = element.value.rstrip(b" \x00").split(b"\\")
+    for part in parts:
+        if len(part) > 16 or not _PLAIN_DS.fullmatch(part):
+            return None
+    return [float(part) for part in parts]
+
+
+def _where(where) -> str:
+    return where() if callable(where) else where
 
 
 def _describe(ds) -> str:
     return f"instance {ds.get('InstanceNumber', '?')} ({ds.get('SOPInstanceUID', 'no SOPInstanceUID')})"
+
+
+def _size(ds) -> tuple:
+    """(Rows, Columns) as ds.get gives them, read without decoding them into the dataset."""
+    return value_of(ds, _TAGS["Rows"]), value_of(ds, _TAGS["Columns"])
 
 
 def sort_slices(datasets: Sequence) -> list:
@@ -80,10 +123,10 @@ def sort_slices(datasets: Sequence) -> list:
     if not datasets:
         raise SeriesError("The series has no images.")
     first = datasets[0]
-    series_uids = {ds.get("SeriesInstanceUID") for ds in datasets}
+    series_uids = {uid_text(ds, _TAGS["SeriesInstanceUID"]) for ds in datasets}
     if len(series_uids) > 1:
         raise SeriesError(f"The images belong to {len(series_uids)} different series; send one series at a time.")
-    orientation = _floats(first, "ImageOrientationPatient", 6, _describe(first))
+    orientation = _floats(first, "ImageOrientationPatient", 6, functools.partial(_describe, first))
     row_dir, col_dir = orientation[:3], orientation[3:]
     if (
         abs(np.linalg.norm(row_dir) - 1) > 1e-3
@@ -92,22 +135,22 @@ def sort_slices(datasets: Sequence) -> list:
     ):
         raise SeriesError(f"{_describe(first)}: ImageOrientationPatient is not two orthonormal directions.")
     normal = np.cross(row_dir, col_dir)
-    spacing = _floats(first, "PixelSpacing", 2, _describe(first))
-    size = (first.get("Rows"), first.get("Columns"))
+    spacing = _floats(first, "PixelSpacing", 2, functools.partial(_describe, first))
+    size = _size(first)
     positioned = []
     for ds in datasets:
-        where = _describe(ds)
-        if "PixelData" not in ds:
-            raise SeriesError(f"{where}: has no pixel data.")
-        if int(ds.get("NumberOfFrames", 1) or 1) != 1:
-            raise SeriesError(f"{where}: multi-frame images are not supported in a slice series.")
+        where = functools.partial(_describe, ds)  # only needed for an error
+        if _TAGS["PixelData"] not in ds._dict:
+            raise SeriesError(f"{where()}: has no pixel data.")
+        if int(value_of(ds, _TAGS["NumberOfFrames"], 1) or 1) != 1:
+            raise SeriesError(f"{where()}: multi-frame images are not supported in a slice series.")
         if np.abs(_floats(ds, "ImageOrientationPatient", 6, where) - orientation).max() > ORIENTATION_TOLERANCE:
-            raise SeriesError(f"{where}: ImageOrientationPatient differs from the rest of the series.")
+            raise SeriesError(f"{where()}: ImageOrientationPatient differs from the rest of the series.")
         if np.abs(_floats(ds, "PixelSpacing", 2, where) - spacing).max() > 1e-4:
-            raise SeriesError(f"{where}: PixelSpacing differs from the rest of the series.")
-        if (ds.get("Rows"), ds.get("Columns")) != size:
+            raise SeriesError(f"{where()}: PixelSpacing differs from the rest of the series.")
+        if _size(ds) != size:
             raise SeriesError(
-                f"{where}: image size {ds.get('Rows')}×{ds.get('Columns')} differs from {size[0]}×{size[1]}."
+                f"{where()}: image size {ds.get('Rows')}×{ds.get('Columns')} differs from {size[0]}×{size[1]}."
             )
         position = _floats(ds, "ImagePositionPatient", 3, where)
         positioned.append((float(position @ normal), position, ds))
@@ -138,6 +181,12 @@ def sort_slices(datasets: Sequence) -> list:
     return [p[2] for p in positioned]
 
 
+def _sop_instance_uid(ds) -> str:
+    """str(ds.SOPInstanceUID) (AttributeError where it is missing), without decoding it into the dataset."""
+    uid = uid_text(ds, _TAGS["SOPInstanceUID"])
+    return str(ds.SOPInstanceUID) if uid is None else uid
+
+
 def grid_from_datasets(datasets: Sequence) -> tuple[Grid, list]:
     """Check and sort a slice series; return its grid and the datasets in z order."""
     ordered = sort_slices(datasets)
@@ -164,7 +213,7 @@ def grid_from_datasets(datasets: Sequence) -> tuple[Grid, list]:
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")),
         study_instance_uid=str(first.get("StudyInstanceUID", "")),
         series_instance_uid=str(first.get("SeriesInstanceUID", "")),
-        sop_instance_uids=tuple(str(ds.SOPInstanceUID) for ds in ordered),
+        sop_instance_uids=tuple(_sop_instance_uid(ds) for ds in ordered),
         sop_class_uid=str(first.get("SOPClassUID", "")),
     )
     return grid, ordered

@@ -8,6 +8,7 @@ value back, writing it copies the bytes. Anything these functions do not mirror 
 answer None (or False), and the caller takes pydicom's ordinary path.
 """
 
+import io
 import struct
 from codecs import lookup as codec_lookup
 
@@ -18,7 +19,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.filewriter import write_numbers, writers
 from pydicom.hooks import hooks, raw_element_value, raw_element_vr
 from pydicom.multival import MultiValue
-from pydicom.valuerep import PersonName
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, PersonName
 from pydicom.values import convert_value
 
 _STRING_PADDING = {"AE": " ", "AS": " ", "CS": " ", "DA": " ", "DT": " ", "TM": " ", "UI": "\0"}
@@ -134,6 +135,39 @@ def canonical(element: RawDataElement, vr: str, codecs: list[str]) -> bool:
     return encode_value(vr, convert_value(vr, element), codecs) == data
 
 
+_UNDEFINED = 0xFFFFFFFF
+_LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
+
+
+def deferred_value(ds, element) -> memoryview | None:
+    """The value of a deferred element (a raw element with value None, as dcmread's `defer_size` and the
+    ingest reader leave large values) as a view of the bytes the dataset was read from, without copying them.
+    None where this is not plain (not read from bytes in memory, cut short, not little endian, the element
+    header not where the element says): pydicom then reads it, or refuses it, itself."""
+    if type(element) is not RawDataElement or element.value is not None or element.is_little_endian is not True:
+        return None
+    buffer = getattr(ds, "buffer", None)
+    if type(buffer) is not io.BytesIO or buffer.closed:
+        return None
+    data = buffer.getvalue()  # the bytes the buffer was made from, not a copy (BytesIO shares them)
+    start, length, tag, vr = element.value_tell, element.length, int(element.tag), element.VR
+    if length == _UNDEFINED or start + length > len(data):
+        return None
+    # The header again, as read_deferred_data_element checks it: tag, VR (explicit) and length.
+    if element.is_implicit_VR:
+        expected, found = struct.pack("<HHL", tag >> 16, tag & 0xFFFF, length), data[start - 8 : start]
+    elif vr in _LONG_VRS:  # tag, VR, two reserved bytes (whatever they hold), 32-bit length
+        expected = struct.pack("<HH2sL", tag >> 16, tag & 0xFFFF, vr.encode(), length)
+        found = data[start - 12 : start - 6] + data[start - 4 : start]
+    elif isinstance(vr, str) and len(vr) == 2:
+        expected, found = struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), length), data[start - 8 : start]
+    else:
+        return None
+    if start < 12 or found != expected:
+        return None
+    return memoryview(data)[start : start + length]
+
+
 def uid_value(element: RawDataElement):
     """A raw UI element's value as pydicom decodes it, with str in place of UID: for comparisons, without
     pydicom's UID validation."""
@@ -197,6 +231,7 @@ __all__ = [
     "canonical",
     "decoded_vr",
     "default_decoding",
+    "deferred_value",
     "encode_value",
     "is_empty",
     "peek",

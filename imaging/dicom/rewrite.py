@@ -28,6 +28,7 @@ from imaging.dicom.elements import (
     canonical,
     decoded_vr,
     default_decoding,
+    deferred_value,
     encode_value,
     is_empty,
     peek,
@@ -53,6 +54,7 @@ _LONG_VR_BYTES = frozenset(vr.encode() for vr in _LONG_VRS)
 _DEFAULT_CODECS = [default_encoding]
 _first = itemgetter(0)
 _SMALL_CHUNK = 1 << 16
+_BYTES = (bytes, memoryview)  # memoryview: a deferred value, read from the buffer without a copy
 
 
 class Unsupported(Exception):
@@ -142,9 +144,12 @@ def _pixel_data_length(ds: Dataset, compressed: bool, implicit: bool) -> None:
     element = ds._dict.get(PIXEL_DATA)
     if element is None:
         return
+    value = element.value if type(element) is RawDataElement else None
+    if value is None:
+        value = deferred_value(ds, element)
     if type(element) is RawDataElement and (
-        type(element.value) is bytes
-        and not len(element.value) % 2
+        type(value) in _BYTES
+        and not len(value) % 2
         and (element.length == UNDEFINED) == compressed
         and (implicit or element.VR in ("OB", "OW"))
     ):
@@ -218,9 +223,11 @@ def _dataset(ds: Dataset, implicit: bool, parent_encoding, out: list[bytes], dec
             continue  # retired group lengths are not written
         if type(element) is RawDataElement:
             value = element.value
+            if value is None and tag not in decoded_by_pydicom:
+                value = deferred_value(ds, element)  # the pixel data, left in the bytes it was read from
             if value is None or (tag in decoded_by_pydicom and not _kept_raw(element, tag, decoded_by_pydicom)):
                 element = ds[tag]  # a deferred read, or an element pydicom decodes before writing
-            elif type(value) is bytes and element.length != UNDEFINED:  # the common case, inline
+            elif type(value) in _BYTES and element.length != UNDEFINED:  # the common case, inline
                 length = len(value)
                 if implicit:
                     append(_IMPLICIT_HEADER.pack(tag >> 16, tag & 0xFFFF, length))
@@ -232,6 +239,8 @@ def _dataset(ds: Dataset, implicit: bool, parent_encoding, out: list[bytes], dec
                     append(header.pack(tag >> 16, tag & 0xFFFF, vr, length))
                     append(value)
                     continue
+            if element.value is None:
+                element = ds[tag]  # a deferred value the inline case does not write: read as pydicom reads it
         _element(tag, element, implicit, encodings, codecs, out)
 
 

@@ -4,7 +4,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 
-from imaging.dicom.elements import value_of
+from imaging.dicom.elements import deferred_value, value_of
 
 from .payloads import Payload
 from .reader import read
@@ -30,14 +30,22 @@ def _expected_pixel_bytes(ds) -> int:
 
 
 def _pixel_bytes(ds) -> int:
-    """len(ds.PixelData), without decoding the (large) element when its bytes are at hand."""
+    """len(ds.PixelData), without decoding (or, where deferred, reading) the large element."""
     element = ds._dict[PIXEL_DATA]
-    return len(element.value) if type(element) is RawDataElement and type(element.value) is bytes else len(ds.PixelData)
+    if type(element) is RawDataElement and type(element.value) is bytes:
+        return len(element.value)
+    deferred = deferred_value(ds, element)
+    return len(deferred) if deferred is not None else len(ds.PixelData)
+
+
+# Larger values (the pixel data) stay in the payload's bytes, which the dataset keeps (as dcmread's
+# defer_size leaves them in its buffer): the encoder writes them from there, saving a copy of every image.
+DEFER_SIZE = 64 * 1024
 
 
 def parse_payload(payload: Payload):
     try:
-        ds = read(payload.data)
+        ds = read(payload.data, defer_size=DEFER_SIZE)
     except InvalidDicomError as exc:
         raise InputError(f"{payload.name}: not a DICOM file (no DICM preamble).") from exc
     except Exception as exc:  # pydicom raises many kinds on broken input

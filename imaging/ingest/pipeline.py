@@ -23,6 +23,8 @@ from imaging.models import ImagingCompletion, Instance, Series, Study, UidMappin
 from imaging.signals import imaging_complete
 from trial.audit.recorder import audit_context
 from trial.models import Patient
+from trial.services.errors import Conflict
+from trial.services.trials import require_unlocked
 
 from .files import StoredFiles
 from .helper import Helper, can_fork
@@ -30,6 +32,7 @@ from .identity import seal_identity
 from .parse import IMAGE_MODALITIES, MODALITY, InputError
 
 log = logging.getLogger(__name__)
+SERIES_INSTANCE_UID = 0x0020000E
 
 
 @dataclass
@@ -48,7 +51,7 @@ def plan_series(datasets: list) -> list[SeriesPlan]:
     """Group by series and run every check before anything is written."""
     groups = defaultdict(list)
     for ds in datasets:
-        groups[str(ds.SeriesInstanceUID)].append(ds)
+        groups[uid_text(ds, SERIES_INSTANCE_UID)].append(ds)  # present: checked by check_image
     plans = []
     for members in groups.values():
         label = _series_label(members[0])
@@ -103,6 +106,7 @@ def store_images(*, patient: Patient, datasets: list, source: str, actor=None) -
 
     A forked helper process (helper.py) prepares and writes part of the images where it can.
     """
+    _require_unlocked(patient, hold=False)  # before writing anything; checked again, held, when committing
     salt = settings.DEID_SALT
     pseudonym = patient.trial_number
     shift = date_shift_for(pseudonym, salt)
@@ -153,6 +157,7 @@ def store_images(*, patient: Patient, datasets: list, source: str, actor=None) -
         if helper is not None:
             filed.update(zip(map(id, shared), helper.results(), strict=True))
         with transaction.atomic(), audit_context(actor):
+            _require_unlocked(patient)
             stored = _commit_rows(patient, plans, filed, identity, source)
             transaction.on_commit(lambda: check_imaging_complete(patient.pk))
     except BaseException:
@@ -166,6 +171,15 @@ def store_images(*, patient: Patient, datasets: list, source: str, actor=None) -
     if helper is not None:
         helper.close()
     return stored
+
+
+def _require_unlocked(patient: Patient, hold: bool = True) -> None:
+    """Images of a trial whose database is locked are refused like any unusable input (the listener quarantines
+    them with the reason; an upload gets it as its error)."""
+    try:
+        require_unlocked(patient.trial_id, "storing images", hold=hold)
+    except Conflict as exc:
+        raise InputError(exc.message) from exc
 
 
 def _helper_share(datasets: list, written: StoredFiles) -> list:
@@ -247,6 +261,11 @@ def check_imaging_complete(patient_id: int) -> bool:
     if not required_modalities_present(patient):
         return False
     with transaction.atomic():
+        try:
+            require_unlocked(patient.trial_id, "recording complete imaging")
+        except Conflict as exc:  # the lock came between the import and this after-commit step
+            log.warning("%s: %s", patient.trial_number, exc.message)
+            return False
         _completion, created = ImagingCompletion.objects.get_or_create(patient=patient)
     if created:
         log.info("imaging complete for %s", patient.trial_number)

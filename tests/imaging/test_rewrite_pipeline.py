@@ -243,3 +243,16 @@ def test_small_imports_and_other_storages_get_no_helper(settings):
     assert pipeline._helper_share([object()] * (pipeline.HELPER_MIN_IMAGES - 1), files) == []
     assert pipeline._helper_share([object()] * 100, StoredFiles(InMemoryStorage())) == []
     assert len(pipeline._helper_share([object()] * 100, files)) in (0, 100 - int(100 * pipeline.PARENT_SHARE))
+
+
+@pytest.mark.django_db
+def test_images_of_a_locked_trial_are_refused_and_nothing_is_stored(world, small_phantom):
+    from django.utils import timezone
+
+    patient = phantom_patient(world)
+    world.trial.data_locked_at = timezone.now()  # as endpoints.services.lock sets it
+    world.trial.save()
+    before = stored_files()
+    with pytest.raises(pipeline.InputError, match=r"was locked on .* storing images is no longer possible"):
+        pipeline.store_images(patient=patient, datasets=_datasets(small_phantom), source="upload")
+    assert stored_files() == before and not Series.objects.exists()
