@@ -63,7 +63,7 @@ def arm_coding(trial: Trial) -> ArmCoding:
     if coding is not None:
         return coding
     with transaction.atomic(), audit_context(None, reason="arm coding for blinded exports drawn"):
-        Trial.objects.select_for_update().get(pk=trial.pk)
+        Trial.objects.select_for_update(no_key=True).get(pk=trial.pk)
         coding = ArmCoding.objects.filter(trial=trial).first()
         if coding is None:
             coding = ArmCoding(trial=trial)

@@ -50,13 +50,17 @@ def download(request, what, fmt):
         raise Http404("No such export.")
     with tempfile.TemporaryDirectory(prefix="export-") as folder:
         data = Path(folder) / f"{trial.protocol_id}-{what}.{fmt}"
-        if what == "events":
-            services.export_events(actor=request.user, trial=trial, fmt=fmt, path=data)
-        else:
-            data = Path(folder) / f"{trial.protocol_id}-endpoints.{fmt}"
-            services.export(actor=request.user, trial=trial, fmt=fmt, path=data)
-            if what == "codebook":  # written beside the data by services.export
-                data, fmt = Path(folder) / f"{trial.protocol_id}-endpoints-codebook.csv", "csv"
+        try:
+            if what == "events":
+                services.export_events(actor=request.user, trial=trial, fmt=fmt, path=data)
+            else:
+                data = Path(folder) / f"{trial.protocol_id}-endpoints.{fmt}"
+                services.export(actor=request.user, trial=trial, fmt=fmt, path=data)
+                if what == "codebook":  # written beside the data by services.export
+                    data, fmt = Path(folder) / f"{trial.protocol_id}-endpoints-codebook.csv", "csv"
+        except TrialError as exc:  # e.g. the sealed data no longer match their hash
+            messages.error(request, exc.message)
+            return redirect("endpoints-index")
         response = HttpResponse(data.read_bytes(), content_type=CONTENT_TYPES[fmt])
     response["Content-Disposition"] = f'attachment; filename="{data.name}"'
     return response

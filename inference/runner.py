@@ -20,6 +20,7 @@ from imaging.contours.compact import mask_sha256, pack_map, pack_mask
 from imaging.dicom.volume import load_suv_volume, load_volume
 from imaging.export import load_series_datasets
 from trial.audit.recorder import audit_context
+from trial.services.trials import require_unlocked
 
 from .backends import CaseImages, Proposal
 from .models import AIContour, InferenceJob, InferenceProgress
@@ -120,6 +121,7 @@ def store(job: InferenceJob, images: CaseImages, proposal: Proposal, seconds: fl
             written.append(default_storage.save(f"{prefix}/{kind}.npz", ContentFile(blob)))
         spacing = images.ct_grid.spacing
         with transaction.atomic(), audit_context(None):
+            require_unlocked(job.patient.trial_id, "storing an AI proposal")  # the job then fails with this reason
             locked = InferenceJob.objects.select_for_update().get(pk=job.pk)
             if AIContour.objects.filter(job=locked).exists():
                 raise _AlreadyStored

@@ -43,27 +43,29 @@ def measure(case_id: int) -> list[CorrectionMetrics]:
         masks["ai"] = read_mask(proposal)
         hashes["ai"] = proposal.mask_sha256
         pairs += [(Comparison.AI_SUBMITTED, "ai", "submitted"), (Comparison.AI_APPROVED, "ai", "approved")]
-    stored = []
-    for comparison, before, after in pairs:
-        existing = CorrectionMetrics.objects.filter(case=case, comparison=comparison).first()
-        if existing is not None:
-            stored.append(existing)
-            continue
-        values = correction_metrics.compare(masks[before], masks[after], spacing).as_dict()
-        stored.append(_store(case, comparison, hashes[before], hashes[after], values))
-    return stored
+    done = set(CorrectionMetrics.objects.filter(case=case).values_list("comparison", flat=True))
+    rows = [
+        CorrectionMetrics(case=case, comparison=comparison, before_sha256=hashes[before], after_sha256=hashes[after],
+                          values=_json(correction_metrics.compare(masks[before], masks[after], spacing).as_dict()))
+        for comparison, before, after in pairs if comparison not in done
+    ]  # fmt: skip
+    _store(case, rows)
+    wanted = [comparison for comparison, *_ in pairs]
+    return sorted(CorrectionMetrics.objects.filter(case=case, comparison__in=wanted),
+                  key=lambda row: wanted.index(row.comparison))  # fmt: skip
 
 
-def _store(case, comparison, before_sha256, after_sha256, values) -> CorrectionMetrics:
-    row = CorrectionMetrics(case=case, comparison=comparison, before_sha256=before_sha256,
-                            after_sha256=after_sha256, values=_json(values))  # fmt: skip
+def _store(case, rows: list[CorrectionMetrics]) -> None:
+    """Every comparison of the case in one transaction, so the database lock sees all of them or none."""
+    if not rows:
+        return
     try:
         with transaction.atomic(), audit_context(None, reason="correction metrics computed on approval"):
             require_unlocked(case.patient.trial_id, "storing correction metrics")
-            row.save()
-    except IntegrityError:  # a concurrent run stored it first
-        return CorrectionMetrics.objects.get(case=case, comparison=comparison)
-    return row
+            for row in rows:
+                row.save()
+    except IntegrityError:  # a concurrent run stored them first (the same values: they derive from the hashes)
+        pass
 
 
 def _json(values):

@@ -33,8 +33,11 @@ def reconcile_on_panel_change(sender, instance, action, pk_set, **kwargs):
 
     if action not in ("post_add", "post_remove", "post_clear"):
         return
-    groups = Group.objects.filter(pk__in=pk_set or ())
-    if action == "post_clear" or groups.filter(name=Role.PANEL.value).exists():
+    if kwargs.get("reverse"):  # changed from the group's side (group.user_set): instance is the group
+        panel = instance.name == Role.PANEL.value
+    else:  # user.groups: pk_set holds group ids
+        panel = action == "post_clear" or Group.objects.filter(pk__in=pk_set or (), name=Role.PANEL.value).exists()
+    if panel:
         from .tasks import reconcile_reviews
 
         transaction.on_commit(reconcile_reviews.delay, robust=True)  # beat reconciles later if the broker is down

@@ -67,6 +67,7 @@ def open_review(submission: Submission) -> ReviewCase:
     patient = submission.patient
     with transaction.atomic(), audit_context(None, reason="GTV submitted: blinded panel review opened"):
         require_unlocked(patient.trial_id, "opening a panel review")
+        patient.__class__.objects.select_for_update().get(pk=patient.pk)  # the receiver and reconcile may race
         existing = ReviewCase.objects.filter(submission=submission).first()
         if existing is not None:
             return existing
@@ -135,8 +136,10 @@ def withdraw(*, actor, assignment: ReviewAssignment, reason: str) -> list[Review
     reason = (reason or "").strip()
     if len(reason) < 10:
         raise InvalidInput("Give the reason for reassigning the review (at least 10 characters).")
+    patient = assignment.case.patient
     with transaction.atomic(), audit_context(actor, reason=reason):
-        require_unlocked(assignment.case.patient.trial_id, "reassigning a review")
+        require_unlocked(patient.trial_id, "reassigning a review")
+        patient.__class__.objects.select_for_update().get(pk=patient.pk)  # as saves and approvals: trial, patient
         assignment = ReviewAssignment.objects.select_for_update().get(pk=assignment.pk)
         if assignment.withdrawn_at is not None:
             raise Conflict("This review was reassigned already.")
@@ -228,7 +231,9 @@ def approve(*, actor, assignment: ReviewAssignment, password: str, version_numbe
     with transaction.atomic(), audit_context(actor):
         require_unlocked(patient.trial_id, "approving a GTV")
         patient.__class__.objects.select_for_update().get(pk=patient.pk)
-        assignment = ReviewAssignment.objects.select_related("case").get(pk=assignment.pk)
+        assignment = ReviewAssignment.objects.select_for_update().select_related("case").get(pk=assignment.pk)
+        if assignment.withdrawn_at is not None:
+            raise delineation.Locked(f"Review {assignment.case.code} was reassigned to another panel member.")
         if assignment.approved_at is not None:
             raise delineation.Locked(f"Review {assignment.case.code} is approved already.")
         latest = delineation.latest_version(patient, assignment.stream)

@@ -129,8 +129,9 @@ def test_a_failed_report_leaves_the_folder_as_it_was(trial_data, tmp_path, monke
 
 @pytest.mark.django_db(transaction=True)
 def test_a_change_in_flight_holds_off_the_lock():
-    """A change holds the trial row FOR SHARE until it commits; the lock takes it FOR UPDATE, so it waits (here:
-    NOWAIT from a second connection fails) and sees the change; once the change commits the row is free."""
+    """A change holds the trial row FOR KEY SHARE until it commits; the lock takes it FOR UPDATE, so it waits
+    (here: NOWAIT from a second connection fails) and sees the change, while enrolment and randomisation (FOR NO
+    KEY UPDATE) go on; once the change commits the row is free."""
     from django.db import OperationalError, connection, connections, transaction
 
     from tests.conftest import World
@@ -144,8 +145,11 @@ def test_a_change_in_flight_holds_off_the_lock():
     try:
         with transaction.atomic():
             require_unlocked(world.trial.pk, "saving a contour")
+            with other.cursor() as cursor:  # enrolment and randomisation (NO KEY UPDATE) are not held up ...
+                cursor.execute(sql.replace("FOR UPDATE", "FOR NO KEY UPDATE"), [world.trial.pk])
+                other.rollback() if not other.get_autocommit() else None
             with other.cursor() as cursor, pytest.raises(OperationalError, match="could not obtain lock"):
-                cursor.execute(sql, [world.trial.pk])
+                cursor.execute(sql, [world.trial.pk])  # ... the lock (FOR UPDATE) is
         other.rollback() if not other.get_autocommit() else None
         with other.cursor() as cursor:
             cursor.execute(sql, [world.trial.pk])

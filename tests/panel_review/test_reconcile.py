@@ -12,6 +12,7 @@ from django.test import Client
 
 from delineation import services as delineation
 from delineation.labelmap_codec import encode
+from delineation.services import Locked
 from panel_review import services
 from panel_review.models import CorrectionMetrics, ReviewAssignment, ReviewCase
 from tests.conftest import PASSWORD, make_user
@@ -42,8 +43,9 @@ def test_a_case_waits_for_a_reviewer_and_gets_one_when_the_panel_grows(
     page = manager.get("/dashboards/data-manager/").content.decode()
     assert review.code in page.split('id="short-of-reviewers"')[1].split("</table>")[0]
 
+    newcomer = make_user("panel_new", None)
     with django_capture_on_commit_callbacks(execute=True):  # joining the panel reconciles (Celery, eager here)
-        newcomer = make_user("panel_new", Role.PANEL)
+        _panel_group().user_set.add(newcomer)  # from the group's side, as the admin's group form does
     assignment = review.assignments.get()
     assert assignment.reviewer == newcomer and assignment.kind == "review"
     assert world.client(newcomer).get(f"/api/v1/review/cases/{review.code}/").status_code == 200
@@ -75,6 +77,8 @@ def test_a_data_manager_reassigns_a_review_with_a_reason(world, tmp_path, django
 
     assert away.get(f"/api/v1/review/cases/{review.code}/").status_code == 404  # no longer theirs
     assert save(away, review.code, submitted, base=1).status_code == 404
+    with pytest.raises(Locked, match="reassigned"):  # a page loaded before the reassignment cannot approve
+        services.approve(actor=first.reviewer, assignment=first, password=PASSWORD, version_number=1)
     taker = world.client(substitute)
     assert taker.get(f"/api/v1/review/cases/{review.code}/").json()["latest_version"] is None  # starts afresh
     assert save(taker, review.code, case.truth.astype(np.uint8), base=0).status_code == 201

@@ -81,7 +81,8 @@ def enrol(
     levels = patient_strata(trial, site, strata)
 
     with transaction.atomic(), audit_context(actor):
-        trial = Trial.objects.select_for_update().get(pk=trial.pk)  # serialises trial numbers
+        # serialises trial numbers; NO KEY UPDATE leaves other changes' KEY SHARE on the row alone (trials.py)
+        trial = Trial.objects.select_for_update(no_key=True).get(pk=trial.pk)
         refuse_if_locked(trial, "enrolling a patient")
         existing = Patient.objects.filter(trial=trial, hospital_id_hash=id_hash).first()
         if existing is not None:

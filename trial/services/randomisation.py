@@ -38,7 +38,7 @@ def randomise(*, actor, patient: Patient, password: str) -> Allocation:
     require_coordinator_of(actor, patient.site, action="randomise patients")
     check_password(actor, password, Signature.Meaning.RANDOMISE)
     with transaction.atomic(), audit_context(actor):
-        trial = Trial.objects.select_for_update().get(pk=patient.trial_id)
+        trial = Trial.objects.select_for_update(no_key=True).get(pk=patient.trial_id)  # see trials.require_unlocked
         refuse_if_locked(trial, "randomising a patient")
         patient = Patient.objects.select_for_update().select_related("site").get(pk=patient.pk)
         done = Allocation.objects.filter(patient=patient).first()

@@ -18,15 +18,16 @@ def default_trial(trial: Trial | None = None) -> Trial:
     raise InvalidInput("Several trials are open: name the trial.")
 
 
-def require_unlocked(trial_id: int, action: str) -> None:
+def require_unlocked(trial_id: int, action: str, hold: bool = True) -> None:
     """Refuse `action` once the trial's database is locked. Call it inside the transaction that changes the data:
-    on PostgreSQL the trial row is held FOR SHARE until that transaction ends, so the data manager's lock (which
-    takes the row FOR UPDATE) waits for changes in flight and they wait for it, while changes to different
-    patients never wait for each other."""
-    if connection.vendor == "postgresql":
+    on PostgreSQL the trial row is held FOR KEY SHARE until that transaction ends, so the data manager's lock
+    (which takes the row FOR UPDATE) waits for changes in flight and they wait for it. KEY SHARE conflicts with
+    nothing else: changes never wait for each other, nor for enrolment and randomisation (which serialise on
+    the row FOR NO KEY UPDATE). `hold=False` only reads (an early check before slow work)."""
+    if hold and connection.vendor == "postgresql":
         table = connection.ops.quote_name(Trial._meta.db_table)
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR SHARE", [trial_id])  # noqa: S608
+            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR KEY SHARE", [trial_id])  # noqa: S608
     trial = Trial.objects.only("protocol_id", "data_locked_at").filter(pk=trial_id).first()
     if trial is None:
         raise InvalidInput(f"There is no trial with id {trial_id}.")
@@ -34,8 +35,8 @@ def require_unlocked(trial_id: int, action: str) -> None:
 
 
 def refuse_if_locked(trial: Trial, action: str) -> None:
-    """The check alone, for callers that hold the trial row FOR UPDATE already (taking it FOR SHARE first would
-    let two of them deadlock upgrading their locks)."""
+    """The check alone, for callers that hold the trial row locked already (taking it FOR KEY SHARE first and
+    then FOR UPDATE would let two of them deadlock upgrading their locks)."""
     if trial.data_locked_at is not None:
         raise Conflict(
             f"The database of {trial.protocol_id} was locked on {trial.data_locked_at:%Y-%m-%d %H:%M} UTC: "

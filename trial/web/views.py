@@ -212,7 +212,8 @@ def staff_experience(request):
     """Data managers record each physician's years of experience (an endpoint covariate), with a reason."""
     _require(request, Role.DATA_MANAGER)
     if request.method == "POST":
-        user = get_object_or_404(staff.physicians(), pk=request.POST.get("user"))
+        user_id = request.POST.get("user", "")
+        user = get_object_or_404(staff.physicians(), pk=int(user_id) if user_id.isdigit() else 0)
         try:
             staff.set_experience(actor=request.user, user=user, years=request.POST.get("years"),
                                  reason=request.POST.get("reason", ""))  # fmt: skip
