@@ -14,8 +14,8 @@ from delineation.cases import status_of
 from delineation.models import Submission
 from imaging.models import QuarantinedStudy
 from inference.models import InferenceJob
-from panel_review.models import CorrectionMetrics, ReviewAssignment, ReviewCase
-from panel_review.services import current_assignments
+from panel_review.models import ReviewAssignment, ReviewCase
+from panel_review.services import current_assignments, unmeasured_cases
 from trial.models import Allocation, AuditEntry, Patient, StratumCorrection
 
 # A submission waiting this long for the panel's approval is listed for the data manager.
@@ -185,11 +185,7 @@ def data_manager_items(trial, now: dt.datetime) -> dict:
         .select_related("case__patient", "reviewer")
         .order_by("assigned_at")
     )
-    unmeasured = (
-        ReviewCase.objects.filter(patient__trial=trial, approved_at__isnull=False)
-        .exclude(metrics__comparison=CorrectionMetrics.Comparison.SUBMITTED_APPROVED)
-        .select_related("patient")
-    )
+    unmeasured = unmeasured_cases().filter(patient__trial=trial).select_related("patient")
     return {
         "short_of_reviewers": [(case, case.reviews) for case in short.select_related("patient")],
         "reviews_needed": trial.panel_reviews_per_case,

@@ -16,7 +16,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from panel_review.models import CorrectionMetrics, ReviewCase
+from panel_review.services import unmeasured_cases
 from trial.audit.recorder import audit_context, record
 from trial.models import Signature, Trial
 from trial.roles import Role, is_blinded
@@ -132,11 +132,7 @@ def lock(*, actor, trial: Trial, password: str) -> DataLock:
 
 
 def _refuse_unmeasured(trial: Trial) -> None:
-    waiting = sorted(
-        ReviewCase.objects.filter(patient__trial=trial, approved_at__isnull=False)
-        .exclude(metrics__comparison=CorrectionMetrics.Comparison.SUBMITTED_APPROVED)
-        .values_list("patient__trial_number", flat=True)
-    )
+    waiting = sorted(unmeasured_cases().filter(patient__trial=trial).values_list("patient__trial_number", flat=True))
     if waiting:
         raise Conflict(
             f"The correction metrics of {', '.join(waiting)} are not stored yet (the measurement is queued or "

@@ -39,6 +39,13 @@ def panel_members():
     return get_user_model().objects.filter(is_active=True, groups__name=Role.PANEL.value).order_by("pk")
 
 
+def unmeasured_cases():
+    """Approved cases whose correction metrics are not stored (measure() stores all of a case's at once)."""
+    return ReviewCase.objects.filter(approved_at__isnull=False).exclude(
+        metrics__comparison=CorrectionMetrics.Comparison.SUBMITTED_APPROVED
+    )
+
+
 def current_assignments():
     """Assignments not withdrawn: the only ones a reviewer sees and acts on."""
     return ReviewAssignment.objects.filter(withdrawn_at__isnull=True)
@@ -305,11 +312,7 @@ def reconcile() -> dict[str, int]:
         assigned += len(withdraw(actor=None, assignment=assignment, reason=reason))
         withdrawn += 1
     assigned += sum(len(fill(case)) for case in ReviewCase.objects.filter(approved_at__isnull=True, **unlocked))
-    unmeasured = list(
-        ReviewCase.objects.filter(approved_at__isnull=False, **unlocked)
-        .exclude(metrics__comparison=CorrectionMetrics.Comparison.SUBMITTED_APPROVED)
-        .values_list("pk", flat=True)
-    )
+    unmeasured = list(unmeasured_cases().filter(**unlocked).values_list("pk", flat=True))
     for case_id in unmeasured:
         transaction.on_commit(lambda case_id=case_id: measure_corrections.delay(case_id), robust=True)
     return {"opened": opened, "withdrawn": withdrawn, "assigned": assigned, "measurements_sent": len(unmeasured)}
