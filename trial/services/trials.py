@@ -24,11 +24,11 @@ def require_unlocked(trial_id: int, action: str, hold: bool = True) -> None:
     (which takes the row FOR UPDATE) waits for changes in flight and they wait for it. KEY SHARE conflicts with
     nothing else: changes never wait for each other, nor for enrolment and randomisation (which serialise on
     the row FOR NO KEY UPDATE). `hold=False` only reads (an early check before slow work)."""
-    if hold and connection.vendor == "postgresql":
-        table = connection.ops.quote_name(Trial._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR KEY SHARE", [trial_id])  # noqa: S608
-    trial = Trial.objects.only("protocol_id", "data_locked_at").filter(pk=trial_id).first()
+    table = connection.ops.quote_name(Trial._meta.db_table)
+    share = " FOR KEY SHARE" if hold and connection.vendor == "postgresql" else ""
+    # One query on every autosave: the row read and locked at once (raw() still converts the values).
+    sql = f"SELECT id, protocol_id, data_locked_at FROM {table} WHERE id = %s{share}"  # noqa: S608
+    trial = next(iter(Trial.objects.raw(sql, [trial_id])), None)
     if trial is None:
         raise InvalidInput(f"There is no trial with id {trial_id}.")
     refuse_if_locked(trial, action)
