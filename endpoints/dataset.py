@@ -19,9 +19,10 @@ from delineation.models import DelineationSession, Submission
 from imaging.models import ImagingCompletion
 from inference.models import AIContour, InferenceJob
 from panel_review.measurements import proposal_seen
-from panel_review.models import CorrectionMetrics, ReviewCase
+from panel_review.models import CorrectionMetrics, ReviewAssignment, ReviewCase
 from trial.audit.recorder import audit_context
 from trial.models import Patient, StaffProfile, Trial
+from trial.randomisation.design import ARM_LABELS
 
 from .codebook import Codebook, Variable
 from .models import ArmCoding
@@ -47,7 +48,7 @@ COMPARISONS = [  # (prefix, comparison, label, AI arm only)
     ("as", CorrectionMetrics.Comparison.AI_SUBMITTED, "AI vs submitted", True),
     ("aa", CorrectionMetrics.Comparison.AI_APPROVED, "AI vs approved", True),
 ]
-GUESSES = {"ai": "AI-assisted", "manual": "Manual", "dont_know": "Don't know"}
+GUESSES = dict(ReviewAssignment.Guess.choices)  # the arms' names as the trial gives them, and "Don't know"
 GUESS_OUTCOMES = {"correct": "Right arm", "incorrect": "Wrong arm", "dont_know": "Don't know"}
 
 
@@ -86,7 +87,7 @@ def codebook(trial: Trial, unblinded: bool) -> Codebook:
             variables.append(v(f"stratum_{factor['name']}", f"Stratum: {factor['label']}"[:80], "category",
                                definition="as randomised, with data managers' corrections applied",
                                source="trial.Allocation.strata", labels=levels))  # fmt: skip
-    arms = {"ai": "AI-assisted", "manual": "Manual"} if unblinded else {"A": "Arm A", "B": "Arm B"}
+    arms = dict(ARM_LABELS) if unblinded else {"A": "Arm A", "B": "Arm B"}
     variables += [
         v("allocation", "Allocation", "category", labels=arms, source="trial.Allocation.arm",
           definition="the randomised arm (intention to treat); coded A/B until a data manager unblinds after lock"),

@@ -24,12 +24,12 @@ from django.utils import timezone
 from panel_review.indices import blinding_indices
 from trial.audit.recorder import record
 from trial.models import Patient, Trial
+from trial.randomisation.design import ARM_LABELS
 
 from . import dataset, plots, services, statistics
 
 CHROMIUM = "/usr/bin/chromium"
 PDF_TIMEOUT_S = 120
-UNBLINDED_NAMES = {"ai": "AI-assisted", "manual": "Manual"}
 DESCRIBED = [  # (column, label, unit)
     ("delin_active_s", "Delineation active time (primary endpoint)", "s"),
     ("delin_wall_s", "Delineation wall time", "s"),
@@ -43,7 +43,7 @@ NOT_ESTIMABLE = "not estimable"
 
 def arm_names(unblinded: bool) -> dict[str, str]:
     """Allocation code → label shown, in the order the difference is taken (first minus second)."""
-    return dict(UNBLINDED_NAMES) if unblinded else {"A": "A", "B": "B"}
+    return dict(ARM_LABELS) if unblinded else {"A": "A", "B": "B"}
 
 
 def _values(frame: pd.DataFrame, column: str, arm: str) -> np.ndarray:
@@ -127,7 +127,7 @@ def blinding(trial: Trial, unblinded: bool) -> dict:
     """Bang's index per arm (under the arm's code while blinded) and James' index; guesses only as correctness."""
     indices = blinding_indices(trial)
     coding = dataset.arm_coding(trial)
-    name_of = UNBLINDED_NAMES.get if unblinded else coding.code_of
+    name_of = ARM_LABELS.get if unblinded else coding.code_of
     bang = {name_of(arm): index for arm, index in indices["bang"].items()}
     return {"answers": indices["answers"], "bang": dict(sorted(bang.items())), "james": indices["james"]}
 
