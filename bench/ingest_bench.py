@@ -52,6 +52,7 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
+    from imaging.ingest.collector import collector_paused
     from imaging.ingest.parse import parse_payload
     from imaging.ingest.payloads import Payload
     from imaging.ingest.pipeline import store_images
@@ -86,8 +87,10 @@ def main() -> None:
 
         reset()
         start = time.perf_counter()
-        datasets = [parse_payload(Payload(path.name, path.read_bytes())) for path in files]
-        store_images(patient=patient, datasets=datasets, source="upload")
+        with collector_paused():  # as imaging.services.upload_images does
+            datasets = [parse_payload(Payload(path.name, path.read_bytes())) for path in files]
+            store_images(patient=patient, datasets=datasets, source="upload")
+        del datasets
         pipeline_times.append(time.perf_counter() - start)
 
     storescp_times, listener_times = [], []

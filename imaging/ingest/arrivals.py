@@ -19,6 +19,7 @@ from trial.models import Patient
 from trial.services.errors import InvalidInput
 from trial.services.hospital_ids import hospital_id_hash
 
+from .collector import collector_paused
 from .parse import InputError, check_image
 from .pipeline import store_images
 
@@ -69,6 +70,7 @@ def _match(patient_id: str) -> tuple[Patient | None, str]:
     return (matches[0] if len(matches) == 1 else None), digest
 
 
+@collector_paused()
 def file_arrivals(paths: list[Path], *, source: str = "dicom", calling_ae: str = "") -> list[Outcome]:
     groups: dict[str, list] = defaultdict(list)
     unreadable: list[tuple[Path, str]] = []

@@ -149,11 +149,20 @@ def store_images(*, patient: Patient, datasets: list, source: str, actor=None) -
             raise InputError(f"Already stored for {pseudonym}: {names}. Nothing was imported again.")
         if helper is not None:
             helper.go()
-        filed = {}
-        for plan, first in zip(plans, firsts, strict=True):
-            for index, ds in enumerate(plan.datasets):
-                if id(ds) not in in_helper:
-                    filed[id(ds)] = finish(first if index == 0 else prepare(ds), written)
+        # Every image prepared first, then all written at once (on two threads where the disk is local).
+        mine = [
+            (ds, first if index == 0 else prepare(ds))
+            for plan, first in zip(plans, firsts, strict=True)
+            for index, ds in enumerate(plan.datasets)
+            if id(ds) not in in_helper
+        ]
+        stored_files = written.write_many(
+            [(_storage_path(patient, uids.study, uids.series, uids.instance), chunks) for _, (uids, _, chunks) in mine]
+        )
+        filed = {
+            id(ds): _Filed(uids, uid_map, name, digest)
+            for (ds, (uids, uid_map, _)), (name, digest) in zip(mine, stored_files, strict=True)
+        }
         if helper is not None:
             filed.update(zip(map(id, shared), helper.results(), strict=True))
         with transaction.atomic(), audit_context(actor):

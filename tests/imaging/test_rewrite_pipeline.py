@@ -1,8 +1,10 @@
 """Writing an import's files (files.py), the forked helper (helper.py), and the pipeline using both."""
 
+import gc
 import hashlib
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from django.core.files.storage import FileSystemStorage, InMemoryStorage
 from imaging.dicom.deid import DeidError
 from imaging.ingest import helper as helper_module
 from imaging.ingest import pipeline
+from imaging.ingest.collector import collector_paused
 from imaging.ingest.files import StoredFiles
 from imaging.ingest.helper import Helper, HelperError
 from imaging.ingest.parse import parse_payload
@@ -76,6 +79,54 @@ def test_discard_removes_every_file_written(tmp_path):
     names = [files.write(f"dicom/{n}.dcm", [b"x"])[0] for n in range(3)]
     files.discard()
     assert not any(storage.exists(name) for name in names)
+
+
+def test_write_many_writes_every_file_on_two_threads_in_order(tmp_path, monkeypatch):
+    storage = FileSystemStorage(location=tmp_path / "store")
+    files = StoredFiles(storage)
+    threads = set()
+    real_write = StoredFiles.write
+    monkeypatch.setattr(
+        StoredFiles, "write", lambda self, *a: threads.add(threading.get_ident()) or real_write(self, *a)
+    )
+    items = [(f"dicom/P/{n % 3}/{n}.dcm", [b"head", bytes([n]) * 5000]) for n in range(40)]
+    results = files.write_many(items)
+    assert len(threads) == 2
+    assert [name for name, _ in results] == [name for name, _ in items]
+    for (name, chunks), (_, digest) in zip(items, results, strict=True):
+        assert storage.open(name).read() == b"".join(chunks)
+        assert digest == hashlib.sha256(b"".join(chunks)).hexdigest()
+
+
+def test_a_failed_write_on_either_thread_is_raised_and_discard_removes_the_rest(tmp_path, monkeypatch):
+    storage = FileSystemStorage(location=tmp_path / "store")
+    files = StoredFiles(storage)
+    real_write = StoredFiles.write
+
+    def failing(self, name, chunks):
+        if name.endswith("/35.dcm"):  # in the second thread's half
+            raise OSError("disk full")
+        return real_write(self, name, chunks)
+
+    monkeypatch.setattr(StoredFiles, "write", failing)
+    with pytest.raises(OSError, match="disk full"):
+        files.write_many([(f"dicom/P/{n}.dcm", [b"x" * 100]) for n in range(40)])
+    assert files.names
+    files.discard()
+    assert not list((tmp_path / "store").rglob("*.dcm"))
+
+
+def test_the_collector_is_paused_during_an_import_and_restored_after():
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ValueError), collector_paused():
+        raise ValueError
+    assert gc.isenabled()
 
 
 # Helper
