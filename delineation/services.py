@@ -82,8 +82,12 @@ def grid_of(patient: Patient):
 
 def decode_labelmap(patient: Patient, blob: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     """The labelmap on the patient's CT grid `shape` (from grid_of, which the callers have already asked)."""
+    return _decode_runs(patient, blob, shape).labels()
+
+
+def _decode_runs(patient: Patient, blob: bytes, shape: tuple[int, int, int]) -> labelmap_codec.Runs:
     try:
-        return labelmap_codec.decode(blob, shape, len(patient.trial.gtv_segments))
+        return labelmap_codec.decode_runs(blob, shape, len(patient.trial.gtv_segments))
     except labelmap_codec.LabelmapError as exc:
         raise InvalidInput(f"The contour could not be read: {exc}") from exc
 
@@ -122,7 +126,7 @@ def save_version(
         raise InvalidInput("X-Save-Id must be a UUID that identifies this save (reused when it is retried).") from exc
     ct, shape = grid_of(patient)
     segments = len(patient.trial.gtv_segments)
-    labels = decode_labelmap(patient, blob, shape)
+    runs = _decode_runs(patient, blob, shape)  # validated; never expanded to the CT grid (see Runs)
     session = _own_session(actor, patient, session_id, stream) if session_id else None
     spacing = ct.spacing
     voxel_mm3 = float(spacing[0]) * float(spacing[1]) * float(spacing[2])
@@ -157,8 +161,8 @@ def save_version(
             shape=list(shape),
             segments=segments,
             labelmap=bytes(blob),  # decode() accepted only maximal runs: the content is canonical
-            sha256=labelmap_codec.labelmap_sha256(labels, segments),
-            volumes_cc=labelmap_codec.segment_volumes_cc(labels, voxel_mm3, segments),
+            sha256=runs.sha256(segments),
+            volumes_cc=runs.volumes_cc(voxel_mm3, segments),
             save_id=save_uuid,
         )
         version.save()
@@ -253,6 +257,8 @@ def _event_row(session, item, position) -> SessionEvent:
 
 
 def _own_session(actor, patient, session_id, stream) -> DelineationSession:
+    if not str(session_id).isdecimal():  # the X-Session header, as the browser sent it
+        raise InvalidInput(f"X-Session must be the id of your session (a whole number), not {str(session_id)[:40]!r}.")
     session = DelineationSession.objects.filter(pk=session_id, patient=patient, user=actor, stream=stream).first()
     if session is None:
         raise InvalidInput(f"Session {session_id} is not one of yours on {patient.trial_number}.")

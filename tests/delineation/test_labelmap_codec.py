@@ -10,6 +10,7 @@ import pytest
 from delineation.labelmap_codec import (
     LabelmapError,
     decode,
+    decode_runs,
     digest,
     encode,
     labelmap_sha256,
@@ -42,6 +43,42 @@ def test_random_labelmaps_round_trip(seed):
     decoded = decode(encode(labels), shape, n_segments=2)
     assert decoded.dtype == np.uint8 and decoded.flags.c_contiguous
     assert np.array_equal(decoded, labels)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_runs_give_the_dense_labelmaps_sha256_and_volumes(seed):
+    """An autosave hashes and measures the runs without expanding them: the same numbers as the dense labelmap,
+    for runs that start and end anywhere in a byte of the packed bits (grids not a multiple of 8 voxels too)."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(n) for n in rng.integers(1, 13, size=3))
+    kind = seed % 4
+    if kind == 0:  # speckle: runs of one voxel
+        labels = rng.choice(3, size=shape, p=[0.5, 0.3, 0.2]).astype(np.uint8)
+    elif kind == 1:  # long runs, as a real GTV gives
+        labels = np.zeros(shape, np.uint8)
+        labels[shape[0] // 3 :, 1:, : max(1, shape[2] - 2)] = 1
+        labels[-1, -1, -1] = 2
+    elif kind == 2:  # empty or full
+        labels = np.full(shape, seed % 3, np.uint8)
+    else:  # blocks of random lengths
+        flat = np.repeat(rng.integers(0, 3, size=64), rng.integers(1, 30, size=64))[: np.prod(shape)]
+        labels = np.resize(flat, shape).astype(np.uint8)
+    found = decode_runs(encode(labels), shape, n_segments=2)
+    assert np.array_equal(found.labels(), labels)
+    assert found.sha256(2) == labelmap_sha256(labels, 2)
+    assert found.volumes_cc(2.5, 2) == pytest.approx(segment_volumes_cc(labels, 2.5, 2))
+
+
+def test_runs_of_a_gtv_on_a_full_ct_grid_are_hashed_without_expanding_them():
+    labels = sphere(GRID, (75, 256, 256), 20)
+    labels[70:80, 300:320, 300:330] = 2
+    blob = encode(labels)
+    start = time.perf_counter()
+    found = decode_runs(blob, GRID, 2)
+    digest_of_runs, volumes = found.sha256(2), found.volumes_cc(1.0, 2)
+    elapsed = time.perf_counter() - start
+    assert digest_of_runs == labelmap_sha256(labels, 2) and volumes == segment_volumes_cc(labels, 1.0, 2)
+    assert elapsed < 0.25  # about 0.02 s here, against 0.1-0.2 s for decode + the dense hash and volumes
 
 
 def test_body_is_the_documented_runs():
