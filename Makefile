@@ -5,8 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/contourtrial
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+RELIABILITY_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ct_load
+RELIABILITY_BROKER_URL ?= redis://127.0.0.1:6379/14
 
-.PHONY: setup demo test lint services system-packages simulate bench-ingest bench-inference bench-viewer bench-metrics bench-export clean
+.PHONY: setup demo test reliability lint services system-packages simulate bench-ingest bench-inference bench-viewer bench-metrics bench-export clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +45,16 @@ test: setup system-packages services lint
 	cd frontend && npm test --silent
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) CONTOURTRIAL_TESTING=1 \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Long load and fault runs (docs/RELIABILITY.md), about 25 minutes: the 5-minute load test, Redis stopped for 60 s,
+# PostgreSQL restarted under the browser's saves, backup/restore, and the fuzzers for FUZZ_SECONDS per target.
+reliability: setup system-packages services
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-reliability.txt
+	$(BIN)/python bench/load/run_load.py --users-physicians 30 --panel 5 --coordinators 5 --seconds 300 \
+		--database-url $(RELIABILITY_DATABASE_URL) --broker-url $(RELIABILITY_BROKER_URL)
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) CONTOURTRIAL_TESTING=1 \
+		OUTAGE_SECONDS=60 FUZZ_SECONDS=$${FUZZ_SECONDS:-120} $(BIN)/python -m pytest -m "" -s \
+		tests/reliability tests/security/test_fuzz_ingest.py tests/security/test_fuzz_labelmap.py
 
 simulate: setup
 	for method in blocks minimisation; do \

@@ -1,4 +1,8 @@
-"""Celery application: `default` queue for bookkeeping, `inference` queue for model work."""
+"""Celery application: `default` queue for bookkeeping, `inference` queue for model work.
+
+Application code sends tasks through the transactional outbox (trial.outbox.enqueue), not with .delay(): a task
+asked for while the broker is down is published later by the relay (Celery beat, worker start, relay_outbox).
+Broker timeouts and retries are in the CELERY_* settings."""
 
 import os
 

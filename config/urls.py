@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/two-factor/", include("trial.security.two_factor_urls")),
     path("api/v1/", include("trial.api.urls")),
     path("api/v1/imaging/", include("imaging.urls")),
     path("imaging/", include("imaging.web_urls")),
@@ -22,3 +23,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("trial.web.urls")),
 ]
+
+handler500 = "trial.db_unavailable.server_error"  # a database outage answers 503 + Retry-After, not a 500 page

@@ -141,7 +141,7 @@ def interpolated(request, patient) -> HttpResponse:
     ct, shape = services.grid_of(patient)
     labels = services.decode_labelmap(patient, _body(request), shape)
     raw = request.query_params.get("segment", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= len(patient.trial.gtv_segments):
+    if not raw.isdecimal() or not 1 <= int(raw) <= len(patient.trial.gtv_segments):
         raise InvalidInput(f"segment must be one of 1–{len(patient.trial.gtv_segments)}, not {raw!r}.")
     filled = interpolation.interpolate_segment(labels, int(raw), spacing_zyx=tuple(ct.spacing))
     return labelmap_response(labelmap_codec.encode(filled), shape)
@@ -209,7 +209,7 @@ class CaseViewSet(viewsets.ViewSet):
     def labelmap(self, request, pk=None):
         patient = services.case_for(request.user, pk)
         raw = request.query_params.get("version")
-        if raw is not None and not raw.isdigit():
+        if raw is not None and not raw.isdecimal():
             raise InvalidInput(f"version must be a version number, not {raw!r}.")
         version = services.read_version(patient, int(raw) if raw else None)
         return labelmap_response(bytes(version.labelmap), version.shape, version.number)
@@ -241,7 +241,7 @@ class CaseViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["get", "post"], parser_classes=[LabelmapParser])
     def versions(self, request, pk=None):
         patient = services.case_for(request.user, pk)
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):  # HEAD is a read (and CSRF-exempt): it must never save
             versions = ContourVersion.objects.filter(patient=patient, stream=DELINEATION)
             return Response(VersionSerializer(versions.order_by("number"), many=True).data)
         try:

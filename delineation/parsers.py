@@ -14,7 +14,12 @@ class LabelmapParser(BaseParser):
 
     def parse(self, stream, media_type=None, parser_context=None) -> bytes:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        too_large = ParseError(f"The contour is larger than the server accepts in one request ({limit // 2**20} MB).")
+        request = (parser_context or {}).get("request")
+        claimed = str(request.META.get("CONTENT_LENGTH") or "") if request is not None else ""
+        if claimed.isdecimal() and int(claimed) > limit:  # refused before reading what the client says it sends
+            raise too_large
         body = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
-            raise ParseError(f"The contour is larger than the server accepts in one request ({limit // 2**20} MB).")
+            raise too_large
         return body

@@ -26,8 +26,8 @@ CONTENT_TYPES = {
 }
 
 
-def _trial(request):
-    return trial_for(request.user, *services.READERS)
+def _trial(request, *roles):
+    return trial_for(request.user, *(roles or services.READERS))
 
 
 @login_required
@@ -69,7 +69,7 @@ def download(request, what, fmt):
 @login_required
 @require_POST
 def lock(request):
-    trial = _trial(request)
+    trial = _trial(request, Role.DATA_MANAGER)  # a statistician is refused (403), not sent back with a message
     try:
         data_lock = services.lock(actor=request.user, trial=trial, password=request.POST.get("password", ""))
         messages.success(request, f"The database is locked; the export at lock has sha256 {data_lock.export_sha256}.")
@@ -81,7 +81,7 @@ def lock(request):
 @login_required
 @require_POST
 def unblind(request):
-    trial = _trial(request)
+    trial = _trial(request, Role.DATA_MANAGER)  # a statistician is refused (403), not sent back with a message
     try:
         services.unblind(actor=request.user, trial=trial, password=request.POST.get("password", ""),
                          reason=request.POST.get("reason", ""))  # fmt: skip

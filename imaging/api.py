@@ -1,5 +1,7 @@
 """Imaging API for the viewer and for senders: series, instances as application/dicom, uploads, quarantine."""
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
@@ -111,11 +113,23 @@ class UploadViewSet(viewsets.GenericViewSet):
     @extend_schema(request=UploadSerializer, responses={201: SeriesSerializer(many=True)},
                    summary="Upload images; all series are stored or none")  # fmt: skip
     def create(self, request):
-        patient_id = request.data.get("patient")
-        files = request.FILES.getlist("files")
+        limit = settings.UPLOAD_MAX_BYTES
+        if _content_length(request) > limit + MULTIPART_ALLOWANCE:  # refused before the body is read and spooled
+            return _too_large(f"The upload is {_content_length(request):,} bytes", limit)
+        try:
+            patient_id = request.data.get("patient")
+            files = request.FILES.getlist("files")
+        except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent) as exc:
+            return Response({"detail": f"The upload is refused: {exc}", "code": "too_large"},
+                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)  # fmt: skip
         if not patient_id or not files:
             return Response({"detail": "Send `patient` and at least one file in `files`.", "code": "invalid"},
                             status=status.HTTP_400_BAD_REQUEST)  # fmt: skip
+        if not str(patient_id).isdecimal():
+            return Response({"detail": f"`patient` is a patient id (a whole number), not {str(patient_id)[:40]!r}.",
+                             "code": "invalid"}, status=status.HTTP_400_BAD_REQUEST)  # fmt: skip
+        if sum(f.size for f in files) > limit:  # before they are read into memory
+            return _too_large(f"The files add up to {sum(f.size for f in files):,} bytes", limit)
         patient = _patient_for_sender(request.user, patient_id)
         stored = services.upload_images(actor=request.user, patient=patient,
                                         files=[(f.name, f.read()) for f in files])  # fmt: skip
@@ -171,6 +185,24 @@ class UidMappingViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         record(action="uid_map_read", model="trial.patient", object_pk=patient.pk, object_repr=str(patient),
                changes={}, actor=request.user)  # fmt: skip
         return super().list(request, *args, **kwargs)
+
+
+MULTIPART_ALLOWANCE = 1024**2  # the multipart framing around the files: boundaries, part headers, `patient`
+
+
+def _content_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _too_large(what: str, limit: int) -> Response:
+    return Response(
+        {"detail": f"{what}, more than the limit of {limit:,} bytes (UPLOAD_MAX_BYTES); send the images in "
+                   "several smaller uploads, a series at a time.", "code": "too_large"},
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )  # fmt: skip
 
 
 def _patient_for_sender(user, patient_id) -> Patient:

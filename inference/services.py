@@ -68,7 +68,7 @@ def _create_job(patient: Patient, *, trigger: str, actor, reason: str) -> Infere
     job.save()
     InferenceProgress.objects.create(job=job, stage="queued" if model else "failed")
     if model is not None:
-        transaction.on_commit(lambda: send(job.pk))
+        send(job.pk)  # through the task outbox: sent once this transaction commits, even if the broker is down
     return job
 
 

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
+from trial import outbox
+
 from . import runner
 
 log = logging.getLogger(__name__)
@@ -39,9 +41,10 @@ def propose_gtv(self, job_id: int) -> str:
 
 
 def send(job_id: int) -> None:
-    """Queue a job with the time limits of the current settings (they travel in the message)."""
+    """Queue a job through the task outbox, in the caller's transaction, with the time limits of the current
+    settings (they travel in the message)."""
     limit = settings.INFERENCE_TIME_LIMIT_S
-    propose_gtv.apply_async(args=[job_id], soft_time_limit=limit, time_limit=limit + 60)
+    outbox.enqueue(propose_gtv, job_id, options={"soft_time_limit": limit, "time_limit": limit + 60})
 
 
 def resend_orphaned(hostname: str) -> list[int]:

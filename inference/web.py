@@ -41,6 +41,8 @@ def patient_proposal(request, pk):
 @login_required
 @require_POST
 def patient_rerun(request, pk):
+    if not has_role(request.user, Role.DATA_MANAGER):
+        raise PermissionDenied("Only data managers re-run the AI proposal.")
     patient = _visible_patient(request, pk)
     try:
         services.rerun(actor=request.user, patient=patient, reason=request.POST.get("reason", ""))

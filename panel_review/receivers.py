@@ -2,11 +2,11 @@
 panel membership reconciles the review work (cases waiting for a reviewer, reviews of members who left)."""
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
 
 from delineation.signals import contour_submitted
+from trial import outbox
 
 from .signals import contour_approved
 
@@ -22,7 +22,9 @@ def open_review_on_submission(sender, patient, submission, **kwargs):
 def measure_corrections_on_approval(sender, case, **kwargs):
     from .tasks import measure_corrections
 
-    measure_corrections.delay(case.pk)
+    # contour_approved comes after the approval committed, so this row commits on its own; should the process die
+    # in between, reconcile() finds the approved case unmeasured and asks again.
+    outbox.enqueue(measure_corrections, case.pk)
 
 
 @receiver(m2m_changed, sender=get_user_model().groups.through, dispatch_uid="panel_review.panel_changed")
@@ -40,4 +42,4 @@ def reconcile_on_panel_change(sender, instance, action, pk_set, **kwargs):
     if panel:
         from .tasks import reconcile_reviews
 
-        transaction.on_commit(reconcile_reviews.delay, robust=True)  # beat reconciles later if the broker is down
+        outbox.enqueue(reconcile_reviews)  # sent when the membership change commits

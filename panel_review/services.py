@@ -17,6 +17,7 @@ from django.utils import timezone
 from delineation import labelmap_codec
 from delineation import services as delineation
 from delineation.models import ContourVersion, Submission
+from trial import outbox
 from trial.audit.recorder import audit_context
 from trial.models import Signature
 from trial.roles import Role, has_role
@@ -265,7 +266,7 @@ def _advance(assignment: ReviewAssignment) -> None:
         case.approved_version = assignment.approved_version
         case.approved_at = assignment.approved_at
         case.save()
-        # robust: the approval stands if the measurement cannot be sent now; reconcile() sends it again.
+        # robust: the approval stands if its reaction fails; reconcile() measures an approved case left unmeasured.
         transaction.on_commit(lambda: contour_approved.send(ReviewCase, case=case), robust=True)
     else:
         fill(case)  # the consensus, once both reviews are approved
@@ -314,5 +315,5 @@ def reconcile() -> dict[str, int]:
     assigned += sum(len(fill(case)) for case in ReviewCase.objects.filter(approved_at__isnull=True, **unlocked))
     unmeasured = list(unmeasured_cases().filter(**unlocked).values_list("pk", flat=True))
     for case_id in unmeasured:
-        transaction.on_commit(lambda case_id=case_id: measure_corrections.delay(case_id), robust=True)
+        outbox.enqueue(measure_corrections, case_id)
     return {"opened": opened, "withdrawn": withdrawn, "assigned": assigned, "measurements_sent": len(unmeasured)}

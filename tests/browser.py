@@ -11,8 +11,16 @@ ARGS = [
 ]  # fmt: skip
 
 
+# Every Content-Security-Policy violation becomes a console error, which the page's watcher collects.
+REPORT_CSP_VIOLATIONS = """document.addEventListener('securitypolicyviolation', (e) => console.error(
+  `Content Security Policy violation: ${e.effectiveDirective} refused ${e.blockedURI || 'inline'}`
+  + ` (${e.sourceFile}:${e.lineNumber})`));"""
+
+
 @contextmanager
 def chromium_page():
+    """A page that fails the test on any Content-Security-Policy violation (the page's or a worker's console
+    message); `page.csp_violations` lists them, for a test that provokes some on purpose and clears them."""
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
@@ -20,7 +28,12 @@ def chromium_page():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
-            yield browser.new_page()
+            page = browser.new_page()
+            page.csp_violations = []
+            page.add_init_script(REPORT_CSP_VIOLATIONS)
+            page.on("console", lambda m: "Content Security Policy" in m.text and page.csp_violations.append(m.text))
+            yield page
+            assert not page.csp_violations, f"Content-Security-Policy violations: {page.csp_violations}"
         finally:
             browser.close()
 

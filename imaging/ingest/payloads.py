@@ -5,7 +5,10 @@ bounded by the bytes actually inflated (declared sizes can lie).
 """
 
 import io
+import stat
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -13,6 +16,12 @@ from pathlib import PurePosixPath
 
 class UploadError(ValueError):
     """The upload as a whole is refused; the message names the file and the problem."""
+
+
+# What zipfile raises on a damaged archive besides BadZipFile: a corrupt deflate stream, a cut-off member, an
+# unknown compression method, an impossible offset or header field.
+_DAMAGED = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+            RuntimeError, ValueError, struct.error)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,13 +49,15 @@ def expand_zip(name: str, data: bytes, limits: Limits) -> list[Payload]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = [info for info in archive.infolist() if not info.is_dir()]
-    except zipfile.BadZipFile as exc:
+    except _DAMAGED as exc:
         raise UploadError(f"{name}: not a readable zip archive ({exc}).") from exc
     for info in members:
         if _unsafe(info.filename):
             raise UploadError(f"{name}: member {info.filename!r} has an unsafe path (absolute or with '..').")
         if info.flag_bits & 0x1:
             raise UploadError(f"{name}: member {info.filename!r} is encrypted.")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise UploadError(f"{name}: member {info.filename!r} is a symbolic link; zip the files themselves.")
     if len(members) > limits.max_files:
         raise UploadError(f"{name}: {len(members)} files, more than the limit of {limits.max_files}.")
     declared = sum(info.file_size for info in members)
@@ -64,12 +75,17 @@ def expand_zip(name: str, data: bytes, limits: Limits) -> list[Payload]:
         if base in _SKIPPED_NAMES or info.filename.startswith("__MACOSX/"):
             continue
         chunks = []
-        with archive.open(info) as member:
-            while chunk := member.read(1024**2):
-                total += len(chunk)
-                if total > limits.max_bytes:
-                    raise UploadError(f"{name}: unpacks beyond the limit of {limits.max_bytes} bytes; refused.")
-                chunks.append(chunk)
+        try:
+            with archive.open(info) as member:
+                while chunk := member.read(1024**2):
+                    total += len(chunk)
+                    if total > limits.max_bytes:
+                        raise UploadError(f"{name}: unpacks beyond the limit of {limits.max_bytes} bytes; refused.")
+                    chunks.append(chunk)
+        except UploadError:
+            raise
+        except _DAMAGED as exc:
+            raise UploadError(f"{name}: member {info.filename!r} is damaged and cannot be unpacked ({exc}).") from exc
         payloads.append(Payload(f"{name}/{info.filename}", b"".join(chunks)))
     return payloads
 

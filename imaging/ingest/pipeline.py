@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from imaging.dicom.deid import date_shift_for, deidentify
+from imaging.dicom.deid import DeidError, date_shift_for, deidentify
 from imaging.dicom.elements import uid_text, value_of
 from imaging.dicom.rewrite import encode_file_chunks
 from imaging.dicom.suv import SUVError, earliest_acquisition_datetime, suv_bw_factor
@@ -29,7 +29,7 @@ from trial.services.trials import require_unlocked
 from .files import StoredFiles
 from .helper import Helper, can_fork
 from .identity import seal_identity
-from .parse import IMAGE_MODALITIES, MODALITY, InputError
+from .parse import IMAGE_MODALITIES, MODALITY, InputError, describe, source_name
 
 log = logging.getLogger(__name__)
 SERIES_INSTANCE_UID = 0x0020000E
@@ -97,6 +97,13 @@ class _Filed(NamedTuple):
     sha256: str
 
 
+def _require_storable_uids(ds, uids) -> None:
+    """The SOP class and the original UIDs (kept for re-identification) go into 64-character text columns."""
+    for uid in uids:
+        if len(uid) > 64 or "\x00" in uid:
+            raise InputError(f"{source_name(ds)}: {uid[:80]!r} is not a valid DICOM UID (at most 64 digits and dots).")
+
+
 HELPER_MIN_IMAGES = 32  # below this a helper process costs more than it saves
 PARENT_SHARE = 0.35  # this process also checks the series, so the helper takes the larger share
 
@@ -114,9 +121,17 @@ def store_images(*, patient: Patient, datasets: list, source: str, actor=None) -
     memo: dict = {}  # values that recur in every image are rewritten once (see deidentify)
 
     def prepare(ds):  # no effect outside the dataset itself
-        result = deidentify(ds, pseudonym=pseudonym, salt=salt, date_shift_days=shift, copy_input=False, memo=memo)
-        uids = _Uids(*(uid_text(result.dataset, tag) for tag in _Uids.TAGS))
-        return uids, result.uid_map, encode_file_chunks(result.dataset)
+        try:
+            result = deidentify(ds, pseudonym=pseudonym, salt=salt, date_shift_days=shift, copy_input=False,
+                                memo=memo)  # fmt: skip
+            uids = _Uids(*(uid_text(result.dataset, tag) for tag in _Uids.TAGS))
+            chunks = encode_file_chunks(result.dataset)
+        except DeidError as exc:  # e.g. burned-in annotation: refused with de-identification's own reason
+            raise InputError(f"{source_name(ds)}: {exc}") from exc
+        except Exception as exc:  # pure code on one file: an element parse let through but nothing can use
+            raise InputError(f"{source_name(ds)}: an element cannot be read or rewritten ({describe(exc)}).") from exc
+        _require_storable_uids(ds, (uids.sop_class or "", *result.uid_map))
+        return uids, result.uid_map, chunks
 
     def finish(prepared, files: StoredFiles) -> _Filed:
         uids, uid_map, chunks = prepared
@@ -138,8 +153,13 @@ def store_images(*, patient: Patient, datasets: list, source: str, actor=None) -
         log.debug("helper process %s prepares %d of %d images", helper.pid, len(shared), len(datasets))
     in_helper = {id(ds) for ds in shared} if helper else set()
     try:
-        plans = plan_series(datasets)
-        identity = seal_identity(plans[0].datasets[0], settings.IDENTITY_KEY)
+        try:
+            plans = plan_series(datasets)
+            identity = seal_identity(plans[0].datasets[0], settings.IDENTITY_KEY)
+        except InputError:
+            raise
+        except Exception as exc:  # pure checks of the parsed files: a value parse let through that cannot be read
+            raise InputError(f"An attribute of the images cannot be read ({describe(exc)}).") from exc
         # Each series' first image first: its pseudonymous series UID tells whether the series is stored
         # already, which is refused before any file is written.
         firsts = [prepare(plan.datasets[0]) for plan in plans]

@@ -272,7 +272,7 @@ def test_an_error_in_the_helpers_share_leaves_nothing_stored(world, small_phanto
     datasets = _datasets(small_phantom)
     datasets[-1].BurnedInAnnotation = "YES"  # in the helper's share: the last images
     before = stored_files()
-    with pytest.raises(DeidError, match="BurnedInAnnotation"):
+    with pytest.raises(pipeline.InputError, match="BurnedInAnnotation"):  # a 400 for an upload, quarantine for C-STORE
         pipeline.store_images(patient=patient, datasets=datasets, source="upload")
     assert any(helper is not None for helper in helpers_started)
     assert stored_files() == before and not Series.objects.exists()

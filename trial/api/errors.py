@@ -5,6 +5,7 @@ from django.http import Http404
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from trial import db_unavailable
 from trial.services.errors import TrialError
 
 
@@ -23,6 +24,9 @@ def _flatten(errors, prefix="") -> list[str]:
 def exception_handler(exc, context):
     if isinstance(exc, TrialError):
         return Response({"detail": exc.message, "code": exc.code}, status=exc.status)
+    if db_unavailable.is_database_unavailable(exc):  # a restart: the client retries (the autosave does)
+        headers = {"Retry-After": str(db_unavailable.RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+        return Response(db_unavailable.payload(), status=503, headers=headers)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

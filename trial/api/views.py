@@ -2,7 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -95,8 +95,9 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     @action(detail=True, methods=["post"], permission_classes=[role_required(Role.COORDINATOR)])
     def randomise(self, request, pk=None):
+        patient = self._patient(pk)  # who may act on the patient is answered before what the body says
         data = self._valid(s.PasswordSerializer)
-        allocation = randomisation.randomise(actor=request.user, patient=self._patient(pk), password=data["password"])
+        allocation = randomisation.randomise(actor=request.user, patient=patient, password=data["password"])
         return Response(self._out(allocation.patient), status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -147,9 +148,10 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     @action(detail=True, methods=["post"], permission_classes=[role_required(Role.COORDINATOR)])
     def strata(self, request, pk=None):
+        patient = self._patient(pk)
         data = self._valid(s.StrataUpdateSerializer)
         patient = enrolment.update_strata(
-            actor=request.user, patient=self._patient(pk), strata=data["strata"], reason=data["reason"]
+            actor=request.user, patient=patient, strata=data["strata"], reason=data["reason"]
         )
         return Response(self._out(patient))
 
@@ -166,6 +168,7 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
 
 @extend_schema(parameters=[OpenApiParameter("model", str), OpenApiParameter("object_pk", str)])
+@extend_schema_view(retrieve=extend_schema(parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)]))
 class AuditEntryViewSet(viewsets.ReadOnlyModelViewSet):
     """The audit trail, newest first (data managers and statisticians)."""
 

@@ -1,4 +1,5 @@
 from .audit import AuditChainHead, AuditedModel, AuditEntry, AuditVerification
+from .outbox import TaskOutbox
 from .patient import Allocation, Consent, Patient, StratumCorrection
 from .signature import Signature
 from .staff import StaffProfile
@@ -18,5 +19,6 @@ __all__ = [
     "SiteMembership",
     "StaffProfile",
     "StratumCorrection",
+    "TaskOutbox",
     "Trial",
 ]

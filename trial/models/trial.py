@@ -81,6 +81,10 @@ class Trial(AuditedModel):
     # changes trial data; after unblinding statisticians see each patient's arm.
     data_locked_at = models.DateTimeField(null=True, blank=True, editable=False)
     arms_unblinded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Roles ("data_manager", "panel", …) whose members must sign in with a TOTP second factor; empty: nobody must
+    # (anyone may enrol). Roles are installation-wide, so a role listed by any trial applies on the whole site
+    # (trial.security.two_factor). Changed by data managers, with a reason, on /accounts/two-factor/manage/.
+    two_factor_roles = models.JSONField(default=list, blank=True)
 
     def __str__(self):
         return f"{self.name} ({self.protocol_id})"

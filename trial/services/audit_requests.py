@@ -2,6 +2,7 @@
 
 from django.db import transaction
 
+from trial import outbox
 from trial.models import AuditEntry, AuditVerification, Trial
 from trial.roles import Role, has_role, is_blinded
 
@@ -25,6 +26,7 @@ def request_verification(actor) -> AuditVerification:
     from trial.tasks import verify_audit_chain
 
     require_role(actor, Role.DATA_MANAGER, action="verify the audit trail")
-    run = AuditVerification.objects.create(requested_by=actor)
-    transaction.on_commit(lambda: verify_audit_chain.delay(run.pk))
+    with transaction.atomic():  # the request and its task commit together (the outbox sends it)
+        run = AuditVerification.objects.create(requested_by=actor)
+        outbox.enqueue(verify_audit_chain, run.pk)
     return run

@@ -7,6 +7,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from trial.audit.recorder import record
 from trial.models import Signature
+from trial.security.signature_throttle import refuse_if_throttled
 
 from .errors import NotAllowed
 
@@ -18,6 +19,7 @@ def content_hash(content: dict) -> str:
 
 def check_password(user, password: str, meaning: str) -> None:
     """Refuse the signature (and record the refusal) unless the signer re-enters their password."""
+    refuse_if_throttled(user)  # too many recent refusals: not even checked (trial/security/signature_throttle.py)
     if not password or not user.check_password(password):
         record(
             action="signature_refused",
