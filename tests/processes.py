@@ -39,13 +39,21 @@ def celery_worker(settings_dict, queues=("default", "inference"), flush=True, po
     try:
         yield worker
     finally:
-        if worker.poll() is None:  # a test may have killed it already
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        stop_process_group(worker)  # a test may have killed it already
         log.close()
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM to a process started with start_new_session=True and its children; SIGKILL if they outlive
+    `timeout`. Nothing to do if it has ended already."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):

@@ -7,7 +7,6 @@ trial data is made in the test database and copied into the private cluster.
 
 import itertools
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from delineation import labelmap_codec
 from tests.browser import chromium_page, login
 from tests.conftest import PASSWORD, World
 from tests.delineation.helpers import case_in_arm
-from tests.processes import ROOT, wait_for
+from tests.processes import ROOT, stop_process_group, wait_for
 from tests.reliability.postgres_cluster import free_port, private_cluster, wait_until_accepting
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow, pytest.mark.reliability]
@@ -66,8 +65,7 @@ def gunicorn(database_url: str, settings, var_dir):
         wait_for(lambda: _status(base + "/accounts/login/") == 200, timeout=60, what="gunicorn")
         yield base
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_process_group(server, timeout=30)
         log.close()
 
 

@@ -13,7 +13,6 @@ Redis is back (beat relays every 2 s here).
 
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from delineation import labelmap_codec
 from panel_review.models import CorrectionMetrics, ReviewCase
 from tests.conftest import PASSWORD, World
 from tests.delineation.helpers import case_in_arm
-from tests.processes import ROOT, database_url, wait_for
+from tests.processes import ROOT, database_url, stop_process_group, wait_for
 from tests.reliability.redis_server import free_port, private_redis
 from trial.models import AuditVerification, TaskOutbox
 
@@ -57,11 +56,7 @@ def background(args, log_path, env):
     try:
         yield process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(process)
         log.close()
 
 

@@ -1,9 +1,13 @@
 """Enrolment and randomisation through the API, and every kind of bad input the issue names."""
 
 import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import ELIGIBLE, PASSWORD, enrol
 from trial.models import Allocation, AuditEntry, Consent, Patient, Signature
+from trial.services.randomisation import randomise
 
 pytestmark = pytest.mark.django_db
 
@@ -185,3 +189,23 @@ def test_only_statisticians_and_data_managers_see_the_method(world):
         trial = world.client(user).get(f"/api/v1/trials/{world.trial.pk}/").json()
         assert ("randomisation_method" in trial) is sees
         assert "block_sizes" not in trial and "seed" not in trial
+
+
+def test_the_patient_list_costs_the_same_queries_for_three_patients_as_for_six(world):
+    """The patients API and page ask who may see which arm once per response, not once per patient."""
+    api, page = world.client(world.coordinator), Client()
+    page.force_login(world.coordinator)
+    page.get("/patients/")  # the session's first request renews it (trial/security/sessions.py): not counted
+    counts = []
+    for batch in range(2):
+        for n in range(3):
+            patient = enrol(world.trial, world.coordinator, world.physician, f"Q{batch}{n}")
+            randomise(actor=world.coordinator, patient=patient, password=PASSWORD)
+        for client, url in ((api, "/api/v1/patients/"), (page, "/patients/")):
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(url)
+            assert response.status_code == 200
+            counts.append(len(queries))
+    api_rows = api.get("/api/v1/patients/").json()["results"]
+    assert len(api_rows) == 6 and all(row["allocation"] for row in api_rows)
+    assert counts[:2] == counts[2:], counts

@@ -1,4 +1,4 @@
-"""API shapes. Allocation data appears only through AllocationSerializer, gated by can_see_allocation."""
+"""API shapes. Allocation data appears only through AllocationSerializer, gated by allocations_visible_to."""
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -6,7 +6,7 @@ from rest_framework import serializers
 from trial.models import Allocation, AuditEntry, AuditVerification, Patient, Signature, Site, StratumCorrection, Trial
 from trial.randomisation.design import ARM_LABELS, ARMS
 from trial.roles import ROLE_LABELS, roles_of
-from trial.services.access import can_see_allocation
+from trial.services.access import allocations_visible_to
 
 
 class SiteSerializer(serializers.ModelSerializer):
@@ -170,9 +170,17 @@ class PatientSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(AllocationSerializer(allow_null=True))
     def get_allocation(self, patient):
-        if not can_see_allocation(self.context["request"].user, patient):
+        if patient.pk not in self._visible_allocations():
             return None
         return AllocationSerializer(patient.allocation).data
+
+    def _visible_allocations(self) -> set[int]:
+        """The patients whose arm the caller may see, asked once per response (a list shares the context)."""
+        context = self.context
+        if "visible_allocations" not in context:
+            user = context["request"].user
+            context["visible_allocations"] = set(allocations_visible_to(user).values_list("pk", flat=True))
+        return context["visible_allocations"]
 
     @extend_schema_field(StratumCorrectionSerializer(many=True))
     def get_corrections(self, patient):

@@ -61,7 +61,15 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_queryset(self):
         return (
             patients_visible_to(self.request.user)
-            .select_related("site", "physician", "enrolled_by", "consent", "allocation")
+            .select_related(
+                "site",
+                "physician",
+                "enrolled_by",
+                "consent__recorded_by",
+                "allocation__randomised_by",
+                "allocation__signature",
+            )
+            .prefetch_related("allocation__corrections__corrected_by", "allocation__corrections__signature")
             .order_by("trial_id", "trial_number")
         )
 

@@ -42,7 +42,8 @@ class Patient(AuditedModel):
         if allocation is None:
             return dict(self.strata)
         strata = dict(allocation.strata)
-        for correction in allocation.corrections.order_by("corrected_at", "pk"):
+        # sorted here rather than by the query, so that a prefetched list (the patients API) is used as it is
+        for correction in sorted(allocation.corrections.all(), key=lambda c: (c.corrected_at, c.pk)):
             strata[correction.factor] = correction.corrected_level
         return strata
 

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from trial.models import AuditVerification, Site
 from trial.roles import Role, has_role, roles_of
 from trial.services import corrections, enrolment, randomisation, staff
-from trial.services.access import can_see_allocation, patients_visible_to, site_ids_of
+from trial.services.access import allocations_visible_to, can_see_allocation, patients_visible_to, site_ids_of
 from trial.services.audit_requests import audit_entries_visible_to, request_verification
 from trial.services.errors import TrialError
 from trial.services.trials import default_trial
@@ -52,7 +52,8 @@ def patient_list(request):
     status = request.GET.get("status")
     if status in ("enrolled", "randomised"):
         patients = patients.filter(status=status)
-    rows = [(p, p.allocation if can_see_allocation(request.user, p) else None) for p in patients]
+    visible_arms = set(allocations_visible_to(request.user).values_list("pk", flat=True))  # one query, not one a row
+    rows = [(p, p.allocation if p.pk in visible_arms else None) for p in patients]
     return render(request, "trial/patient_list.html", {"rows": rows, "status": status})
 
 
