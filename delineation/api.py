@@ -125,6 +125,22 @@ def _series(request, series, suv=False) -> dict:
     return data
 
 
+EVENT_BATCH_HEADER = OpenApiParameter(
+    "X-Event-Batch",
+    str,
+    OpenApiParameter.HEADER,
+    description="A UUID for this batch, reused when it is retried: a batch is stored once (a beacon sends `batch_id`).",
+)
+
+
+def event_batch_id(request) -> str | None:
+    """The batch's id: the X-Event-Batch header, or a beacon form's `batch_id` field (a beacon sends no headers)."""
+    header = request.headers.get("X-Event-Batch")
+    if header:
+        return header
+    return request.data.get("batch_id") if hasattr(request.data, "get") else None
+
+
 def events_from(request):
     """The batch of events: a JSON body, or a beacon's form whose `events` field carries the JSON list as text."""
     events = request.data.get("events") if hasattr(request.data, "get") else None
@@ -344,10 +360,13 @@ class SessionViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=inline_serializer("EventBatch", {"events": serializers.ListField(child=serializers.DictField())}),
+        parameters=[EVENT_BATCH_HEADER],
         responses={202: OpenApiTypes.OBJECT},
         summary="Store a batch of interaction events (server stamps receipt)",
     )
     @action(detail=True, methods=["post"], parser_classes=[JSONParser, FormParser, MultiPartParser])
     def events(self, request, pk=None):
-        stored = services.record_events(actor=request.user, session_id=pk, events=events_from(request))
+        stored = services.record_events(
+            actor=request.user, session_id=pk, events=events_from(request), batch_id=event_batch_id(request)
+        )
         return Response({"stored": stored}, status=status.HTTP_202_ACCEPTED)

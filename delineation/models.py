@@ -53,6 +53,17 @@ class SessionEvent(models.Model):
         super().save(*args, **kwargs)
 
 
+class EventBatch(models.Model):
+    """A batch of interaction events the page sent with an id (X-Event-Batch): a retry of a batch whose answer was
+    lost (the database restarted, the network dropped) finds it here and stores nothing twice, since duplicated
+    events would lengthen the measured times."""
+
+    batch_id = models.UUIDField(unique=True)
+    session = models.ForeignKey(DelineationSession, on_delete=models.PROTECT, related_name="event_batches")
+    events = models.PositiveIntegerField()
+    received_at = models.DateTimeField()
+
+
 class ContourVersion(AuditedModel):
     """A saved labelmap on the CT grid. Numbers count up per patient and stream (the physician's delineation,
     or one panel member's review); rows never change."""

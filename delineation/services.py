@@ -22,7 +22,7 @@ from trial.services.trials import require_unlocked
 
 from . import labelmap_codec, timing
 from .cases import latest_version, reference_ct
-from .models import DELINEATION, ContourVersion, DelineationSession, SessionEvent, Submission
+from .models import DELINEATION, ContourVersion, DelineationSession, EventBatch, SessionEvent, Submission
 from .signals import contour_submitted
 
 EVENT_KINDS = frozenset(
@@ -223,16 +223,41 @@ def open_session(
     return session
 
 
-def record_events(*, actor, session_id, events) -> int:
-    """Store a batch of interaction events as received, stamped with the server's receipt time."""
+def record_events(*, actor, session_id, events, batch_id: str | None = None) -> int:
+    """Store a batch of interaction events as received, stamped with the server's receipt time.
+
+    With a batch id (the page sends one, and the same one when it retries) a batch is stored once: a retry of a
+    batch already stored returns its count and adds nothing."""
     session = DelineationSession.objects.filter(pk=session_id).select_related("patient").first()
     if session is None or session.user_id != actor.pk:
         raise NotFound("There is no such session of yours.")
+    batch_uuid = _batch_uuid(batch_id)
     rows = [_event_row(session, item, position) for position, item in enumerate(_event_list(events))]
     with transaction.atomic():
         require_unlocked(session.patient.trial_id, "recording interaction events")
+        if batch_uuid is not None:
+            DelineationSession.objects.select_for_update().get(pk=session.pk)  # a retry racing its original waits
+            earlier = EventBatch.objects.filter(batch_id=batch_uuid).first()
+            if earlier is not None:
+                if earlier.session_id != session.pk:
+                    raise InvalidInput("This event batch id belongs to another session; send a new one.")
+                return earlier.events
+            EventBatch.objects.create(
+                batch_id=batch_uuid, session=session, events=len(rows), received_at=timezone.now()
+            )
         SessionEvent.objects.bulk_create(rows)
     return len(rows)
+
+
+def _batch_uuid(batch_id) -> uuid.UUID | None:
+    if batch_id in (None, ""):
+        return None
+    try:
+        return uuid.UUID(str(batch_id))
+    except ValueError as exc:
+        raise InvalidInput(
+            "X-Event-Batch must be a UUID that identifies this batch (reused when it is retried)."
+        ) from exc
 
 
 def _event_list(events) -> list:

@@ -16,7 +16,16 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from delineation import services as delineation
-from delineation.api import _body, _int_header, events_from, interpolated, labelmap_response, stale_response
+from delineation.api import (
+    EVENT_BATCH_HEADER,
+    _body,
+    _int_header,
+    event_batch_id,
+    events_from,
+    interpolated,
+    labelmap_response,
+    stale_response,
+)
 from delineation.cases import fused_pet, reference_ct, segments_of
 from delineation.parsers import LABELMAP_TYPE, LabelmapParser
 from imaging.export import encode as encode_dataset
@@ -244,13 +253,16 @@ class ReviewSessionViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=inline_serializer("ReviewEventBatch", {"events": serializers.ListField(child=serializers.DictField())}),
+        parameters=[EVENT_BATCH_HEADER],
         responses={202: OpenApiTypes.OBJECT},
         summary="Store a batch of interaction events of a review session",
     )
     @action(detail=True, methods=["post"], parser_classes=[JSONParser, FormParser, MultiPartParser])
     def events(self, request, pk=None):
         services.require_panel(request.user)
-        stored = delineation.record_events(actor=request.user, session_id=pk, events=events_from(request))
+        stored = delineation.record_events(
+            actor=request.user, session_id=pk, events=events_from(request), batch_id=event_batch_id(request)
+        )
         return Response({"stored": stored}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -127,6 +127,7 @@ class Workstation:
         self.csrf = _field(page.text, r'data-csrf-token="([^"]+)"')
         self.opened = time.monotonic()
         self.events: list = [{"t": 0.0, "kind": "open", "detail": {"url": self.page_url}}]
+        self.pending_events: tuple[str, list] | None = None  # (X-Event-Batch, events) until the server has them
         manifest = self.client.get(self.manifest_url, headers={"Accept": "application/json"},
                                    name=f"{self.role}: manifest").json()  # fmt: skip
         urls = manifest["urls"]
@@ -214,16 +215,21 @@ class Workstation:
         COUNTS["saves given up"] += 1
 
     def send_events(self) -> None:
-        """The 5-s EventLog flush; a batch that failed on a 5xx is kept for the next one (timing.ts)."""
-        batch, self.events = self.events, []
-        with self.client.post(self.events_url, data=json.dumps({"events": batch}), headers=self.json_headers(),
+        """The 5-s EventLog flush (timing.ts): a batch that failed on a 5xx is resent first, as it was and with the
+        same X-Event-Batch, before newer events."""
+        if self.pending_events is None:
+            self.pending_events, self.events = (str(uuid.uuid4()), self.events), []
+        batch_id, batch = self.pending_events
+        headers = {**self.json_headers(), "X-Event-Batch": batch_id}
+        with self.client.post(self.events_url, data=json.dumps({"events": batch}), headers=headers,
                               name=f"{self.role}: events", catch_response=True) as response:  # fmt: skip
             if response.status_code == 202:
                 COUNTS["events acknowledged"] += int(response.json()["stored"])
+                self.pending_events = None
                 return
             response.failure(f"{response.status_code}: {response.text[:200]}")
-            if response.status_code == 0 or response.status_code >= 500 or response.status_code == 429:
-                self.events = batch + self.events
+            if not (response.status_code == 0 or response.status_code >= 500 or response.status_code == 429):
+                self.pending_events = None  # refused for good
 
 
 class PhysicianUser(TrialUser):

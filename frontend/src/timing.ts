@@ -13,17 +13,26 @@ export interface EventLogOptions {
   intervalMs?: number;
   fetchFn?: typeof fetch;
   now?: () => number;
+  uuid?: () => string;
   /** minimum gap between two recorded pointer-move events (≤ 4/s) */
   pointerMoveGapMs?: number;
 }
 
+/** A batch sent (or being sent) with its id: a retry resends exactly these events with the same X-Event-Batch,
+ * so the server stores them once even if the answer to an earlier try was lost. */
+interface PendingBatch {
+  id: string;
+  events: TimingEvent[];
+}
+
 export class EventLog {
   private queue: TimingEvent[] = [];
+  private pending: PendingBatch | null = null;
   private url: string | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private lastMove = -Infinity;
   private sending = false;
-  private opts: Required<Omit<EventLogOptions, 'fetchFn' | 'now'>> & Pick<EventLogOptions, 'fetchFn' | 'now'>;
+  private opts: Required<Omit<EventLogOptions, 'fetchFn' | 'now' | 'uuid'>> & Pick<EventLogOptions, 'fetchFn' | 'now' | 'uuid'>;
   sent = 0;
 
   constructor(options: EventLogOptions) {
@@ -55,39 +64,59 @@ export class EventLog {
   }
 
   pendingCount(): number {
-    return this.queue.length;
+    return this.queue.length + (this.pending?.events.length ?? 0);
+  }
+
+  private uuid(): string {
+    return this.opts.uuid ? this.opts.uuid() : crypto.randomUUID();
   }
 
   async flush(): Promise<void> {
-    if (!this.url || this.sending || this.queue.length === 0) return;
-    const batch = this.queue.splice(0, this.queue.length);
+    if (!this.url || this.sending) return;
+    if (!this.pending) {
+      if (this.queue.length === 0) return;
+      this.pending = { id: this.uuid(), events: this.queue.splice(0, this.queue.length) };
+    }
+    const batch = this.pending;
     this.sending = true;
     try {
       const f = this.opts.fetchFn ?? fetch.bind(globalThis);
       const r = await f(this.url, {
         method: 'POST',
         credentials: 'same-origin',
-        headers: { 'Content-Type': 'application/json', 'X-CSRFToken': this.opts.csrfToken },
-        body: JSON.stringify({ events: batch }),
+        headers: { 'Content-Type': 'application/json', 'X-CSRFToken': this.opts.csrfToken, 'X-Event-Batch': batch.id },
+        body: JSON.stringify({ events: batch.events }),
       });
       if (r.status >= 500 || r.status === 429) throw new Error(String(r.status));
-      if (r.ok) this.sent += batch.length;
+      if (r.ok) this.sent += batch.events.length;
+      this.pending = null; // stored, or refused for good (resending the same body would not help)
     } catch {
-      this.queue.unshift(...batch); // keep for the next try
+      // kept as it is: the next flush resends this batch, with its id, before any newer events
     } finally {
       this.sending = false;
     }
   }
 
-  /** pagehide: hand the rest to sendBeacon (form with `events` and `csrfmiddlewaretoken`). */
+  /** pagehide: hand the rest to sendBeacon (form with `events`, `batch_id` and `csrfmiddlewaretoken`). */
   beacon(): boolean {
-    if (!this.url || this.queue.length === 0) return false;
-    const form = new FormData();
-    form.append('events', JSON.stringify(this.queue));
-    form.append('csrfmiddlewaretoken', this.opts.csrfToken);
-    const ok = typeof navigator !== 'undefined' && navigator.sendBeacon ? navigator.sendBeacon(this.url, form) : false;
-    if (ok) this.queue = [];
-    return ok;
+    if (!this.url || typeof navigator === 'undefined' || !navigator.sendBeacon) return false;
+    const send = (batch: PendingBatch): boolean => {
+      const form = new FormData();
+      form.append('events', JSON.stringify(batch.events));
+      form.append('batch_id', batch.id);
+      form.append('csrfmiddlewaretoken', this.opts.csrfToken);
+      return navigator.sendBeacon(this.url as string, form);
+    };
+    let handed = false;
+    if (this.pending && send(this.pending)) {
+      this.pending = null;
+      handed = true;
+    }
+    if (this.queue.length && send({ id: this.uuid(), events: this.queue })) {
+      this.queue = [];
+      handed = true;
+    }
+    return handed && this.pendingCount() === 0;
   }
 
   stop(): void {

@@ -110,4 +110,36 @@ describe('EventLog', () => {
     expect(sent).toHaveLength(5);
     expect(sent[4]).toMatchObject({ kind: 'key', detail: { key: 'b' } });
   });
+
+  it('resends a failed batch with the same id and events, newer events in the next batch', async () => {
+    let t = 0;
+    let fail = true;
+    const calls: { id: string; events: { t: number }[] }[] = [];
+    let n = 0;
+    const log = new EventLog({
+      csrfToken: 'x', now: () => t, uuid: () => `id-${++n}`,
+      fetchFn: (async (_u: string, init: RequestInit) => {
+        const headers = init.headers as Record<string, string>;
+        calls.push({ id: headers['X-Event-Batch'], events: JSON.parse(init.body as string).events });
+        if (fail) throw new TypeError('network down');
+        return new Response('{}', { status: 202 });
+      }) as unknown as typeof fetch,
+    });
+    log.start('/s/1/events/');
+    t = 1; log.record('edit');
+    t = 2; log.record('edit');
+    await log.flush(); // lost
+    t = 3; log.record('key');
+    expect(log.pendingCount()).toBe(3);
+    fail = false;
+    await log.flush(); // the same batch again
+    await log.flush(); // then the newer event
+    log.stop();
+    expect(calls.map((c) => c.id)).toEqual(['id-1', 'id-1', 'id-2']);
+    expect(calls[1].events).toEqual(calls[0].events);
+    expect(calls[1].events.map((e) => e.t)).toEqual([1, 2]);
+    expect(calls[2].events.map((e) => e.t)).toEqual([3]);
+    expect(log.pendingCount()).toBe(0);
+    expect(log.sent).toBe(3);
+  });
 });

@@ -218,6 +218,33 @@ def test_events_stored_as_sent_give_the_times(world, manual):
     assert times["wall_seconds"] is None and times["sessions"] == 1
 
 
+def test_a_retried_event_batch_is_stored_once(world, manual, tmp_path):
+    """The page resends a batch whose answer it lost with the same X-Event-Batch (a beacon: `batch_id`)."""
+    from delineation.models import SessionEvent
+
+    client = world.client(world.physician)
+    session = client.post(f"/api/v1/delineation/cases/{manual.patient.pk}/sessions/").json()["id"]
+    url = f"/api/v1/delineation/sessions/{session}/events/"
+    batch, batch_id = [{"t": 1, "kind": "open"}, {"t": 2, "kind": "edit"}], str(uuid.uuid4())
+    for _ in range(2):
+        answer = client.post(url, {"events": batch}, format="json", HTTP_X_EVENT_BATCH=batch_id)
+        assert answer.status_code == 202 and answer.json() == {"stored": 2}
+    beacon_id = str(uuid.uuid4())
+    for _ in range(2):
+        beacon = client.post(url, {"events": json.dumps([{"t": 3, "kind": "close"}]), "batch_id": beacon_id})
+        assert beacon.status_code == 202 and beacon.json() == {"stored": 1}
+    assert SessionEvent.objects.filter(session_id=session).count() == 3
+
+    other = case_in_arm(world, "manual", tmp_path / "other", seed=24)
+    other_session = client.post(f"/api/v1/delineation/cases/{other.patient.pk}/sessions/").json()["id"]
+    reused = client.post(f"/api/v1/delineation/sessions/{other_session}/events/", {"events": batch}, format="json",
+                         HTTP_X_EVENT_BATCH=batch_id)  # fmt: skip
+    assert reused.status_code == 400 and "another session" in reused.json()["detail"]
+    bad = client.post(url, {"events": batch}, format="json", HTTP_X_EVENT_BATCH="not-a-uuid")
+    assert bad.status_code == 400 and "X-Event-Batch must be a UUID" in bad.json()["detail"]
+    assert SessionEvent.objects.count() == 3
+
+
 @pytest.mark.parametrize(
     ("events", "problem"),
     [
