@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,7 +75,10 @@ def copy_root(source: Path, target: Path, prefix: str, skip: tuple[Path, ...] = 
     inventory = {}
     for path in files_under(source, skip):
         relative = path.relative_to(source).as_posix()
-        inventory[f"{prefix}/{relative}"] = copy_file(path, target / relative)
+        try:
+            inventory[f"{prefix}/{relative}"] = copy_file(path, target / relative)
+        except FileNotFoundError:  # removed while the backup ran: a refused import's file, which no row names
+            (target / relative).unlink(missing_ok=True)
     return inventory
 
 
@@ -84,9 +88,9 @@ def folder_in_place(final: Path) -> Iterator[Path]:
     if final.exists():
         raise BackupError(f"{final} exists already; choose another output folder or name.")
     final.parent.mkdir(parents=True, exist_ok=True)
-    partial = final.with_name(f".{final.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)  # left over from a backup that was killed
-    partial.mkdir()
+    # A folder of its own (two backups started in the same second never share one); hidden, so never taken for a
+    # backup. One left over by a killed backup is named so and can be deleted.
+    partial = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
         yield partial
         _fsync_folder(partial)
@@ -125,9 +129,20 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
+def safe_relative(name: str) -> str:
+    """A manifest key as a relative path that stays inside its folder (the manifest is not signed: a restore must
+    never write where an altered one points, such as an absolute path or `..`)."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or "\\" in name or any(part in ("", ".", "..") for part in parts):
+        raise BackupError(f"The manifest lists {name!r}, which is not a plain relative path; the backup was altered.")
+    return name
+
+
 def damaged_files(folder: Path, manifest: dict) -> list[str]:
     """Every way the folder differs from its manifest: missing, changed or unlisted files. Empty when intact."""
     listed = manifest["files"]
+    for name in listed:
+        safe_relative(name)
     problems = []
     for name, expected in sorted(listed.items()):
         path = folder / name

@@ -52,13 +52,16 @@ def publish_now(row_id: int) -> None:
 
 def relay() -> int:
     """Publish the unsent rows, oldest first, until none is left or the broker fails; returns how many were sent.
-    Concurrent relays skip each other's rows (SELECT … FOR UPDATE SKIP LOCKED), so none is published twice."""
-    total = 0
+    Concurrent relays skip each other's rows (SELECT … FOR UPDATE SKIP LOCKED), so none is published twice. A row
+    that fails for another reason than the broker is passed over (it is tried again by the next relay), so it
+    never holds back the rows behind it."""
+    total, after = 0, 0
     while True:
-        sent, broker_up = _publish(TaskOutbox.objects.all(), limit=BATCH, retry=True)
+        sent, last_pk, broker_up = _publish(TaskOutbox.objects.filter(pk__gt=after), limit=BATCH, retry=True)
         total += sent
-        if sent < BATCH or not broker_up:
+        if last_pk is None or not broker_up:
             return total
+        after = last_pk
 
 
 def prune() -> int:
@@ -67,14 +70,16 @@ def prune() -> int:
     return deleted
 
 
-def _publish(rows, limit: int, retry: bool) -> tuple[int, bool]:
+def _publish(rows, limit: int, retry: bool) -> tuple[int, int | None, bool]:
     """Publish up to `limit` unsent rows among `rows`, oldest first, each marked sent in the transaction that
-    locks it. Returns (rows sent, whether the broker took everything it was offered)."""
+    locks it. Returns (rows sent, the last row's pk or None when there was none, whether the broker took
+    everything it was offered)."""
     global _broker_down_until
-    sent = 0
+    sent, last_pk = 0, None
     with transaction.atomic():
         unsent = rows.filter(sent_at__isnull=True).order_by("pk").select_for_update(skip_locked=True)[:limit]
         for row in unsent:
+            last_pk = row.pk
             try:
                 _send(row, retry)
             except Exception as exc:
@@ -87,13 +92,13 @@ def _publish(rows, limit: int, retry: bool) -> tuple[int, bool]:
                 error = f"{type(exc).__name__}: {exc}"[:1000]
                 TaskOutbox.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1, last_error=error)
                 if down:
-                    return sent, False
+                    return sent, last_pk, False
                 continue
             TaskOutbox.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1, sent_at=timezone.now())
             sent += 1
     if sent:
         _broker_down_until = 0.0
-    return sent, True
+    return sent, last_pk, True
 
 
 def _send(row: TaskOutbox, retry: bool) -> None:

@@ -43,6 +43,7 @@ class StoredFiles:
             and hasattr(os, "writev")
         )
         self._directories: set[str] = set()
+        self._writer: threading.Thread | None = None
         self._location_gid: int | None = None
 
     def write(self, name: str, chunks: list[bytes]) -> tuple[str, str]:
@@ -79,6 +80,7 @@ class StoredFiles:
 
         half = len(items) // 2
         other = threading.Thread(target=write_range, args=(half, len(items)), name="ingest-writer", daemon=True)
+        self._writer = other  # discard() waits for it, should this thread be interrupted while it writes
         other.start()
         try:
             write_range(0, half)
@@ -94,6 +96,8 @@ class StoredFiles:
         return self._direct
 
     def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.join()  # every file it creates is then in self.names
         for name in self.names:
             self.storage.delete(name)
         self.names.clear()

@@ -106,6 +106,15 @@ def test_backup_then_restore_into_an_empty_database(settings, tmp_path, empty_da
     refused = manage("restore", folder, **restored)
     assert refused.returncode != 0 and altered in refused.stderr and "damaged or was altered" in refused.stderr
     (folder / altered).write_bytes(original)
+    # A manifest altered to write outside the storage folder (the file's hash matches: only the path is hostile).
+    manifest_text = (folder / "manifest.json").read_text()
+    escaping = {"files/storage/../../escaped.dcm": manifest["files"][altered]}
+    hostile = {**manifest, "files": {**manifest["files"], **escaping}}
+    (folder / "manifest.json").write_text(json.dumps(hostile))
+    refused = manage("restore", folder, **restored)
+    assert refused.returncode != 0 and "not a plain relative path" in refused.stderr
+    assert not (tmp_path / "escaped.dcm").exists() and not (tmp_path / "restored" / "escaped.dcm").exists()
+    (folder / "manifest.json").write_text(manifest_text)
     target = psycopg2.connect(empty_database)
     try:
         with target.cursor() as cursor:

@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -157,6 +158,10 @@ def test_required_roles_enrol_and_then_verify_at_every_sign_in_while_others_are_
     assert is_refused(manager)
     enrol(manager, world.data_manager)
     assert not is_refused(manager) and manager.get(MANAGE).status_code == 200
+
+    admin = get_user_model().objects.create_superuser("root2fa", password=PASSWORD)  # no trial role, admin access
+    root = sign_in(admin)
+    assert root.get("/admin/")["Location"].startswith(ENROL), "the admin is no password-only way in"
 
     unverified = sign_in(world.data_manager)
     answer = unverified.post("/accounts/logout/")

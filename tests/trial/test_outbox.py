@@ -134,3 +134,17 @@ def test_two_relays_never_publish_the_same_row(broker):
     ids = queued(broker)
     assert len(ids) == len(set(ids)) == TaskOutbox.objects.count() == 220
     assert not TaskOutbox.objects.filter(sent_at__isnull=True).exists()
+
+
+def test_rows_that_cannot_be_published_do_not_hold_back_the_rows_behind_them(broker):
+    TaskOutbox.objects.all().delete()
+    broken = TaskOutbox.objects.bulk_create(
+        TaskOutbox(task=verify_audit_chain.name, args=[i], options={"countdown": "soon"})
+        for i in range(outbox.BATCH + 5)
+    )  # not the broker's fault: apply_async refuses the option, every time
+    good = TaskOutbox.objects.bulk_create(TaskOutbox(task=verify_audit_chain.name, args=[i]) for i in range(3))
+    assert outbox.relay() == 3
+    assert queued(broker) == [f"outbox-{row.pk}" for row in good]
+    assert TaskOutbox.objects.filter(
+        pk__in=[row.pk for row in broken], sent_at__isnull=True, attempts=1
+    ).count() == len(broken)

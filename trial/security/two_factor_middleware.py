@@ -25,13 +25,14 @@ class TwoFactorMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
-        if user is None or self._is_open(request.path_info) or not user.is_authenticated:
+        if user is None or self._is_open(request.path) or not user.is_authenticated:
             return self.get_response(request)
         if not _is_verified(user) and two_factor.must_verify(user):
             return self._refuse(request, user)
         return self.get_response(request)
 
     def _is_open(self, path: str) -> bool:
+        """`path` is request.path: like reverse(), it includes the script prefix of a sub-path deployment."""
         if self._open_paths is None:
             names = ("login", "logout", "two-factor-enrol", "two-factor-verify")
             self._open_paths = frozenset(reverse(name) for name in names)

@@ -43,20 +43,32 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"Backup intact: {len(manifest['files'])} files match their sha256.")
         roots = self.check_targets(manifest)
+        plan = self.file_plan(folder, manifest, roots)
 
-        backup_database.load(folder / manifest["database"]["file"], pg_bin)
-        self.stdout.write(f"Database restored into {connection.settings_dict['NAME']}.")
-        copied = 0
-        for name, expected in sorted(manifest["files"].items()):
-            if name.startswith("files/"):
-                label, relative = name.removeprefix("files/").split("/", 1)
-                if backup.copy_file(folder / name, roots[label] / relative)["sha256"] != expected["sha256"]:
-                    raise CommandError(f"{name} changed while it was restored; restore again into empty folders.")
-                copied += 1
-        self.stdout.write(f"{copied} stored files restored and checked: " +
+        # Files first, the database last: loading it is one transaction, so if anything fails the files copied so
+        # far are removed and database and folders are empty again, ready for another try.
+        written: list[Path] = []
+        try:
+            for source, target, expected in plan:
+                written.append(target)
+                if backup.copy_file(source, target)["sha256"] != expected:
+                    raise CommandError(f"{source} changed while it was restored. Nothing was kept; restore again.")
+            backup_database.load(folder / manifest["database"]["file"], pg_bin)
+        except BaseException as exc:
+            for path in written:
+                path.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise CommandError(f"Restore failed ({exc}); the files copied so far were removed.") from exc
+            raise
+        self.stdout.write(f"{len(plan)} stored files restored and checked: " +
                           ", ".join(f"{label} → {root}" for label, root in roots.items()))  # fmt: skip
+        self.stdout.write(f"Database restored into {connection.settings_dict['NAME']}.")
 
         self.compare(manifest, backup_database.current_facts())
+        resent = backup_database.resend_recent_tasks()
+        if resent:
+            self.stdout.write(f"{resent} task(s) sent shortly before the backup will be sent again (the broker's "
+                              "queue is not in a backup; every task is idempotent).")  # fmt: skip
         record(
             action="restore",
             model="trial.backup",
@@ -79,6 +91,25 @@ class Command(BaseCommand):
                 "that bucket (restored to the backup's time from its versioning if needed)."
             ))  # fmt: skip
         self.stdout.write(self.style.SUCCESS(f"Restore of {folder.name} complete and verified."))
+
+    def file_plan(self, folder: Path, manifest: dict, roots: dict[str, Path]) -> list[tuple[Path, Path, str]]:
+        """(source, target, sha256) of every stored file; refuses a listing that would write outside its folder."""
+        dump = manifest["database"]["file"]
+        if dump not in manifest["files"]:
+            raise CommandError(f"The manifest does not list the database dump {dump!r}; the backup was altered.")
+        plan = []
+        for name, expected in sorted(manifest["files"].items()):
+            if name == dump:
+                continue
+            label, _, relative = name.removeprefix("files/").partition("/")
+            if not name.startswith("files/") or label not in roots or not relative:
+                raise CommandError(f"The manifest lists {name!r}, which is no stored file of this version.")
+            root = roots[label].resolve()
+            target = root / backup.safe_relative(relative)
+            if not target.resolve().is_relative_to(root):
+                raise CommandError(f"The manifest lists {name!r}, which points outside {root}; the backup was altered.")
+            plan.append((folder / name, target, expected["sha256"]))
+        return plan
 
     def check_targets(self, manifest: dict) -> dict[str, Path]:
         """Refuse unless the database and every storage folder are empty: a restore never merges or overwrites."""
