@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from imaging.dicom.deid import DeidError, date_shift_for, deidentify
 from imaging.dicom.elements import uid_text, value_of
@@ -185,10 +185,16 @@ def store_images(*, patient: Patient, datasets: list, source: str, actor=None) -
         }
         if helper is not None:
             filed.update(zip(map(id, shared), helper.results(), strict=True))
-        with transaction.atomic(), audit_context(actor):
-            _require_unlocked(patient)
-            stored = _commit_rows(patient, plans, filed, identity, source)
-            transaction.on_commit(lambda: check_imaging_complete(patient.pk))
+        try:
+            with transaction.atomic(), audit_context(actor):
+                _require_unlocked(patient)
+                stored = _commit_rows(patient, plans, filed, identity, source)
+                transaction.on_commit(lambda: check_imaging_complete(patient.pk))
+        except IntegrityError as exc:  # e.g. these instances are stored already, in another series
+            raise InputError(
+                f"Some of these images are already stored for {pseudonym} (the same SOP instance, in another series or "
+                "study); nothing was imported. Send each image once."
+            ) from exc
     except BaseException:
         try:
             helper_names = helper.stop() if helper is not None else []

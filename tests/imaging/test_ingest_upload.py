@@ -1,9 +1,11 @@
 """Upload through the API: pseudonymised, stored as Study/Series/Instance, served to those entitled."""
 
 import subprocess
+from pathlib import Path
 
 import pydicom
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from imaging.models import ImagingCompletion, Instance, Series, Study, UidMapping
@@ -119,6 +121,24 @@ def test_sending_the_same_series_twice_is_refused(world, small_phantom):
     again = _upload(api, patient, zip_of(small_phantom.ct_dir))
     assert again.status_code == 400 and "Already stored" in again.json()["detail"]
     assert Series.objects.count() == 1
+
+
+def test_images_already_stored_in_another_series_are_refused_and_nothing_is_kept(world, small_phantom, phantom_copy):
+    """Found by fuzzing's reviewer: the same SOP instances under a new series UID hit the unique instance UID."""
+    patient = phantom_patient(world)
+    api = world.client(world.coordinator)
+    assert _upload(api, patient, zip_of(small_phantom.ct_dir)).status_code == 201
+    ct, _pet = phantom_copy
+    for path in ct.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+        ds.save_as(path)
+    media = Path(settings.MEDIA_ROOT)
+    files = sorted(p.name for p in media.rglob("*.dcm"))
+    again = _upload(api, patient, zip_of(ct))
+    assert again.status_code == 400 and "already stored" in again.json()["detail"]
+    assert Series.objects.count() == 1 and Instance.objects.count() == 40
+    assert sorted(p.name for p in media.rglob("*.dcm")) == files, "the refused import's files are removed"
 
 
 def test_uid_map_is_readable_by_data_managers_only_and_each_read_is_audited(world, small_phantom):
