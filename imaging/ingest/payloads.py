@@ -85,7 +85,9 @@ def expand_zip(name: str, data: bytes, limits: Limits) -> list[Payload]:
         except UploadError:
             raise
         except _DAMAGED as exc:
-            raise UploadError(f"{name}: member {info.filename!r} is damaged and cannot be unpacked ({exc}).") from exc
+            reason = str(exc) if len(str(exc)) <= 200 else str(exc)[:199] + "…"  # zipfile quotes raw header bytes
+            problem = f"{name}: member {info.filename!r} is damaged and cannot be unpacked ({reason})."
+            raise UploadError(problem) from exc
         payloads.append(Payload(f"{name}/{info.filename}", b"".join(chunks)))
     return payloads
 

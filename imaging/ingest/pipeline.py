@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
 from imaging.dicom.deid import DeidError, date_shift_for, deidentify
 from imaging.dicom.elements import uid_text, value_of
@@ -195,6 +195,10 @@ def store_images(*, patient: Patient, datasets: list, source: str, actor=None) -
                 f"Some of these images are already stored for {pseudonym} (the same SOP instance, in another series or "
                 "study); nothing was imported. Send each image once."
             ) from exc
+        except DataError as exc:  # a value the checks let through does not fit its column (e.g. a 65-character UID)
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            problem = f"A value in these images cannot be stored ({first_line[:120]}); nothing was imported."
+            raise InputError(problem) from exc
     except BaseException:
         try:
             helper_names = helper.stop() if helper is not None else []
