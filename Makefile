@@ -46,7 +46,7 @@ test: setup system-packages services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) CONTOURTRIAL_TESTING=1 \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Long load and fault runs (docs/RELIABILITY.md), about 25 minutes: the 5-minute load test, Redis stopped for 60 s,
+# Long load and fault runs (docs/RELIABILITY.md), about 17 minutes: the 5-minute load test, Redis stopped for 60 s,
 # PostgreSQL restarted under the browser's saves, backup/restore, and the fuzzers for FUZZ_SECONDS per target.
 reliability: setup system-packages services
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-reliability.txt
