@@ -43,7 +43,8 @@ from imaging.phantom.writer import write_phantom  # noqa: E402
 from panel_review.models import ReviewAssignment  # noqa: E402
 from trial import demo_design  # noqa: E402
 from trial.audit.recorder import audit_context  # noqa: E402
-from trial.models import RandomisationSecret, Site, SiteMembership, StaffProfile, Trial  # noqa: E402
+from trial.management.commands.seed_demo import new_demo_design_trial  # noqa: E402
+from trial.models import Site, SiteMembership, StaffProfile, Trial  # noqa: E402
 from trial.roles import Role  # noqa: E402
 from trial.services import enrolment, randomisation  # noqa: E402
 
@@ -139,21 +140,7 @@ def _user(username: str, role: Role, password_hash: str):
 
 def _trial(site_staff) -> Trial:
     with audit_context(None, reason="load test seed"):
-        trial = Trial(
-            name="ContourTrial load test",
-            protocol_id="CT-HN-LOAD",
-            patient_prefix="LD",
-            target_accrual=200,
-            method=Trial.Method.BLOCKS,
-            strata_factors=demo_design.STRATA_FACTORS,
-            eligibility_criteria=demo_design.ELIGIBILITY_CRITERIA,
-            consent_form_versions=demo_design.CONSENT_FORM_VERSIONS,
-        )
-        trial.save()
-        for code, name in demo_design.SITES:
-            site, _ = Site.objects.get_or_create(code=code, defaults={"name": name})
-            trial.sites.add(site)
-        RandomisationSecret(trial=trial, block_sizes=list(demo_design.BLOCK_SIZES)).save()
+        trial = new_demo_design_trial("ContourTrial load test", "CT-HN-LOAD", "LD")
         site = Site.objects.get(code=SITE)
         for user in {u.pk: u for u in site_staff}.values():
             SiteMembership(user=user, site=site).save()

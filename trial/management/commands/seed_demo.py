@@ -116,21 +116,7 @@ class Command(BaseCommand):
         trial = Trial.objects.filter(protocol_id=DEMO_PROTOCOL).first()
         if trial is not None:
             return trial
-        trial = Trial(
-            name="ContourTrial demo: AI-assisted vs manual GTV delineation",
-            protocol_id=DEMO_PROTOCOL,
-            patient_prefix="HN",
-            target_accrual=200,
-            method=Trial.Method.BLOCKS,
-            strata_factors=demo_design.STRATA_FACTORS,
-            eligibility_criteria=demo_design.ELIGIBILITY_CRITERIA,
-            consent_form_versions=demo_design.CONSENT_FORM_VERSIONS,
-        )
-        trial.save()
-        for code, name in demo_design.SITES:
-            site, _ = Site.objects.get_or_create(code=code, defaults={"name": name})
-            trial.sites.add(site)
-        RandomisationSecret(trial=trial, block_sizes=list(demo_design.BLOCK_SIZES)).save()
+        trial = new_demo_design_trial("ContourTrial demo: AI-assisted vs manual GTV delineation", DEMO_PROTOCOL, "HN")
         for username, _first, _last, _role, sites in DEMO_USERS:
             for code in sites:
                 user = get_user_model().objects.get(username=username)
@@ -163,3 +149,24 @@ class Command(BaseCommand):
                 )
         count = Patient.objects.filter(trial=trial).count()
         self.stdout.write(f"Demo trial {trial.protocol_id}: {count} patients.")
+
+
+def new_demo_design_trial(name: str, protocol_id: str, patient_prefix: str) -> Trial:
+    """A trial with the demo's design (trial.demo_design): its sites, strata, eligibility, consent forms and a
+    block randomisation secret. Also used by the load test's seed (bench/load/seed.py)."""
+    trial = Trial(
+        name=name,
+        protocol_id=protocol_id,
+        patient_prefix=patient_prefix,
+        target_accrual=200,
+        method=Trial.Method.BLOCKS,
+        strata_factors=demo_design.STRATA_FACTORS,
+        eligibility_criteria=demo_design.ELIGIBILITY_CRITERIA,
+        consent_form_versions=demo_design.CONSENT_FORM_VERSIONS,
+    )
+    trial.save()
+    for code, site_name in demo_design.SITES:
+        site, _ = Site.objects.get_or_create(code=code, defaults={"name": site_name})
+        trial.sites.add(site)
+    RandomisationSecret(trial=trial, block_sizes=list(demo_design.BLOCK_SIZES)).save()
+    return trial
