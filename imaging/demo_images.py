@@ -4,11 +4,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pydicom
 
 from imaging.contours.maskio import read_mask
 from imaging.export import load_series_datasets
 from imaging.geometry import grid_from_datasets
+from imaging.ingest.parse import parse_file
 from imaging.ingest.pipeline import store_images
 from imaging.models import Series, Study
 from imaging.phantom.writer import write_phantom
@@ -25,7 +25,7 @@ def store_demo_phantom(
         files = write_phantom(Path(folder), seed=seed, rows=rows, slices=slices)
         datasets = []
         for path in sorted(files.ct_dir.glob("*.dcm")) + sorted(files.pet_dir.glob("*.dcm")):
-            ds = pydicom.dcmread(path)
+            ds = parse_file(path)  # its pixel data is copied from the file when stored
             ds.PatientID = hospital_id  # the phantom stands in for this demo patient
             datasets.append(ds)
         stored = store_images(patient=patient, datasets=datasets, source=Study.Source.UPLOAD)

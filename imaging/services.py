@@ -9,7 +9,7 @@ from django.db import transaction
 
 from imaging.access import require_image_sender
 from imaging.ingest.collector import collector_paused
-from imaging.ingest.parse import InputError, check_image, parse_payload
+from imaging.ingest.parse import InputError, parse_file, parse_payload
 from imaging.ingest.payloads import Limits, UploadError, expand_uploads
 from imaging.ingest.pipeline import store_images
 from imaging.models import QuarantinedStudy, Series, Study
@@ -81,7 +81,7 @@ def assign_quarantined(*, actor, record: QuarantinedStudy, patient: Patient) -> 
     with transaction.atomic(), audit_context(actor, reason=f"quarantined arrival assigned to {patient.trial_number}"):
         record = _held(record)
         try:
-            datasets = [check_image(pydicom.dcmread(path), path.name) for path in quarantine_files(record)]
+            datasets = [parse_file(path) for path in quarantine_files(record)]
             _check_same_patient(patient, datasets)
             stored = store_images(patient=patient, datasets=datasets, source=record.source, actor=actor)
         except InputError as exc:

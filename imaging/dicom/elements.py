@@ -9,6 +9,7 @@ answer None (or False), and the caller takes pydicom's ordinary path.
 """
 
 import io
+import os
 import struct
 from codecs import lookup as codec_lookup
 
@@ -139,33 +140,119 @@ _UNDEFINED = 0xFFFFFFFF
 _LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
 
 
-def deferred_value(ds, element) -> memoryview | None:
+class DeferredValueChanged(ValueError):
+    """A deferred value's file no longer holds what was read from it (changed or cut short meanwhile)."""
+
+
+class FileRange:
+    """A deferred value still in the file its dataset was read from (the ingest reader's `read_file`, or
+    `dcmread(path, defer_size=...)`): copied from there when the stored file is written, so an import never
+    holds its images' pixel data in memory. The element header is checked again when the value is read, as
+    pydicom checks it when it reads a deferred value."""
+
+    __slots__ = ("header", "header_start", "length", "mtime", "path", "reserved", "value_start")
+
+    def __init__(self, path: str, value_start: int, length: int, header: bytes, reserved: slice | None, mtime: float):
+        self.path, self.value_start, self.length, self.mtime = path, value_start, length, mtime
+        self.header_start = value_start - (len(header) + (2 if reserved else 0))
+        self.header, self.reserved = header, reserved  # reserved: the header's two bytes that may hold anything
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __repr__(self) -> str:
+        return f"FileRange({self.path!r}, {self.value_start}, {self.length})"
+
+    def read_into(self, view: memoryview) -> None:
+        """Fill `view` (`length` bytes) with the value, having checked the file was not modified since it was
+        read and the element header is still there."""
+        with open(self.path, "rb", buffering=0) as file:
+            if os.fstat(file.fileno()).st_mtime != self.mtime:
+                raise _changed(self.path)
+            file.seek(self.header_start)
+            found = file.read(self.value_start - self.header_start)
+            if self.reserved is not None:
+                found = found[: self.reserved.start] + found[self.reserved.stop :]
+            filled = 0
+            while found == self.header and filled < self.length:
+                count = file.readinto(view[filled : self.length])
+                if not count:
+                    break
+                filled += count
+        if found != self.header or filled != self.length:
+            raise _changed(self.path)
+
+    def read(self) -> bytes:
+        buffer = bytearray(self.length)
+        self.read_into(memoryview(buffer))
+        return bytes(buffer)
+
+
+def _changed(path: str) -> DeferredValueChanged:
+    name = os.path.basename(path)
+    return DeferredValueChanged(f"{name}: the file changed while it was being imported; send it again.")
+
+
+def deferred_value(ds, element) -> memoryview | FileRange | None:
     """The value of a deferred element (a raw element with value None, as dcmread's `defer_size` and the
-    ingest reader leave large values) as a view of the bytes the dataset was read from, without copying them.
-    None where this is not plain (not read from bytes in memory, cut short, not little endian, the element
-    header not where the element says): pydicom then reads it, or refuses it, itself."""
+    ingest reader leave large values) without reading it into the dataset: a view of the bytes the dataset
+    was read from (no copy), or, for a dataset read from a file by name, a FileRange to copy it from there.
+    None where this is not plain (cut short, not little endian, the element header not where the element
+    says): pydicom then reads it, or refuses it, itself. DeferredValueChanged where the file was modified
+    since it was read: what was checked is no longer what would be stored."""
     if type(element) is not RawDataElement or element.value is not None or element.is_little_endian is not True:
         return None
+    header = _element_header(element)
+    if header is None:
+        return None
+    expected, reserved = header
+    start, length = element.value_tell, element.length
     buffer = getattr(ds, "buffer", None)
+    if buffer is None:
+        return _file_range(ds, start, length, expected, reserved)
     if type(buffer) is not io.BytesIO or buffer.closed:
         return None
     data = buffer.getvalue()  # the bytes the buffer was made from, not a copy (BytesIO shares them)
-    start, length, tag, vr = element.value_tell, element.length, int(element.tag), element.VR
-    if length == _UNDEFINED or start + length > len(data):
+    size = len(expected) + (2 if reserved else 0)
+    if start + length > len(data) or start < size:
         return None
-    # The header again, as read_deferred_data_element checks it: tag, VR (explicit) and length.
+    found = data[start - size : start]
+    if reserved is not None:
+        found = found[: reserved.start] + found[reserved.stop :]
+    return memoryview(data)[start : start + length] if found == expected else None
+
+
+def _element_header(element) -> tuple[bytes, slice | None] | None:
+    """The header the element was read with, as read_deferred_data_element checks it: tag, VR (explicit) and
+    length; for a long explicit VR, also where its two reserved bytes lie (they may hold anything)."""
+    tag, vr, length = int(element.tag), element.VR, element.length
+    if length == _UNDEFINED:
+        return None
     if element.is_implicit_VR:
-        expected, found = struct.pack("<HHL", tag >> 16, tag & 0xFFFF, length), data[start - 8 : start]
-    elif vr in _LONG_VRS:  # tag, VR, two reserved bytes (whatever they hold), 32-bit length
-        expected = struct.pack("<HH2sL", tag >> 16, tag & 0xFFFF, vr.encode(), length)
-        found = data[start - 12 : start - 6] + data[start - 4 : start]
-    elif isinstance(vr, str) and len(vr) == 2:
-        expected, found = struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), length), data[start - 8 : start]
-    else:
+        return struct.pack("<HHL", tag >> 16, tag & 0xFFFF, length), None
+    if vr in _LONG_VRS:
+        return struct.pack("<HH2sL", tag >> 16, tag & 0xFFFF, vr.encode(), length), slice(6, 8)
+    if isinstance(vr, str) and len(vr) == 2:
+        return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), length), None
+    return None
+
+
+def _file_range(ds, start: int, length: int, header: bytes, reserved: slice | None) -> FileRange | None:
+    """Where the file is still as read: the same modification time as noted when it was read, long enough."""
+    path, timestamp = getattr(ds, "filename", None), getattr(ds, "timestamp", None)
+    if not isinstance(path, str) or getattr(ds, "fileobj_type", None) is not open or timestamp is None:
         return None
-    if start < 12 or found != expected:
-        return None
-    return memoryview(data)[start : start + length]
+    try:
+        status = os.stat(path)
+    except OSError as exc:
+        raise _changed(path) from exc
+    if status.st_mtime != timestamp:
+        raise _changed(path)
+    if start < len(header) + (2 if reserved else 0) or start + length > status.st_size:
+        return None  # cut short when it was read: pydicom reads what there is (the checks name it truncated)
+    if not length:
+        return memoryview(b"")  # an empty value of unknown VR (implicit), which pydicom leaves as None
+    return FileRange(path, start, length, header, reserved, timestamp)
 
 
 def uid_value(element: RawDataElement):
@@ -228,6 +315,8 @@ def _number_string(value) -> str:
 
 __all__ = [
     "PLAIN_CODECS",
+    "DeferredValueChanged",
+    "FileRange",
     "canonical",
     "decoded_vr",
     "default_decoding",

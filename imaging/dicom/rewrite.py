@@ -25,6 +25,8 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, DeflatedExplicitVRLittl
 from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
 from imaging.dicom.elements import (
+    DeferredValueChanged,
+    FileRange,
     canonical,
     decoded_vr,
     default_decoding,
@@ -54,7 +56,8 @@ _LONG_VR_BYTES = frozenset(vr.encode() for vr in _LONG_VRS)
 _DEFAULT_CODECS = [default_encoding]
 _first = itemgetter(0)
 _SMALL_CHUNK = 1 << 16
-_BYTES = (bytes, memoryview)  # memoryview: a deferred value, read from the buffer without a copy
+# memoryview: a deferred value, read from the buffer without a copy; FileRange: one still in the file read
+_BYTES = (bytes, memoryview, FileRange)
 
 
 class Unsupported(Exception):
@@ -63,13 +66,16 @@ class Unsupported(Exception):
 
 def encode_file(ds: Dataset) -> bytes:
     """The DICOM file pydicom's `ds.save_as(..., enforce_file_format=True)` writes, as bytes."""
-    return b"".join(encode_file_chunks(ds))
+    return b"".join(chunk.read() if type(chunk) is FileRange else chunk for chunk in encode_file_chunks(ds))
 
 
-def encode_file_chunks(ds: Dataset) -> list[bytes]:
-    """As encode_file, as chunks to write one after the other (no copy of the pixel data)."""
+def encode_file_chunks(ds: Dataset) -> list[bytes | memoryview | FileRange]:
+    """As encode_file, as chunks to write one after the other (no copy of the pixel data: a view of the bytes
+    it was read from, or a FileRange to copy it from its file)."""
     try:
         return encode_file_fast(ds)
+    except DeferredValueChanged:
+        raise  # pydicom would read the file as it is now
     except Exception:  # Unsupported, or something pydicom should accept or refuse in its own words
         return [encode_with_pydicom(ds)]
 
@@ -115,7 +121,7 @@ def _coalesced(chunks: list[bytes]) -> list[bytes]:
     """Small chunks joined: a few large ones are cheaper to hash and write (the pixel data stays as it is)."""
     out, small = [], []
     for chunk in chunks:
-        if len(chunk) < _SMALL_CHUNK:
+        if type(chunk) is not FileRange and len(chunk) < _SMALL_CHUNK:
             small.append(chunk)
             continue
         if small:

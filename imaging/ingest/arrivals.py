@@ -11,7 +11,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
 from django.conf import settings
 
 from imaging.models import QuarantinedStudy
@@ -20,7 +19,7 @@ from trial.services.errors import InvalidInput
 from trial.services.hospital_ids import hospital_id_hash
 
 from .collector import collector_paused
-from .parse import InputError, check_image
+from .parse import InputError, parse_file
 from .pipeline import store_images
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ def quarantine(paths: list[Path], *, reason: str, source: str, calling_ae: str, 
 
 def _read(path: Path):
     try:
-        return check_image(pydicom.dcmread(path), path.name), None
+        return parse_file(path), None  # the pixel data stays in the spooled file until it is stored
     except InputError as exc:
         return None, str(exc)
     except Exception as exc:

@@ -1,13 +1,16 @@
 """Parse payloads into pydicom datasets and refuse what ContourTrial cannot use, naming the file."""
 
+from contextlib import contextmanager
+from pathlib import Path
+
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 
-from imaging.dicom.elements import deferred_value, uid_text, value_of
+from imaging.dicom.elements import DeferredValueChanged, deferred_value, uid_text, value_of
 
 from .payloads import Payload
-from .reader import read
+from .reader import read, read_file
 
 IMAGE_MODALITIES = {"CT": "CT", "PT": "PET", "MR": "MR"}
 MODALITY, PIXEL_DATA, NUMBER_OF_FRAMES, PATIENT_ID = 0x00080060, 0x7FE00010, 0x00280008, 0x00100020
@@ -53,13 +56,32 @@ _SOURCE_NAME = "contourtrial_source_name"
 
 
 def parse_payload(payload: Payload):
-    try:
+    """A payload in memory (an upload): its large values stay in its bytes until written."""
+    with _read_errors(payload.name):
         ds = read(payload.data, defer_size=DEFER_SIZE)
-    except InvalidDicomError as exc:
-        raise InputError(f"{payload.name}: not a DICOM file (no DICM preamble).") from exc
-    except Exception as exc:  # pydicom raises many kinds on broken input
-        raise InputError(f"{payload.name}: truncated or corrupt DICOM file ({describe(exc)}).") from exc
     return check_image(ds, payload.name)
+
+
+def parse_file(path: Path, name: str | None = None):
+    """A file on local disk (the listener's spool, the quarantine): its large values stay in the file until
+    written (elements.FileRange), so the import holds no pixel data in memory. The file must not change until
+    the import is over (a change is refused when it is copied)."""
+    name = name or Path(path).name
+    with _read_errors(name):
+        ds = read_file(path, defer_size=DEFER_SIZE)
+    return check_image(ds, name)
+
+
+@contextmanager
+def _read_errors(name: str):
+    try:
+        yield
+    except InvalidDicomError as exc:
+        raise InputError(f"{name}: not a DICOM file (no DICM preamble).") from exc
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read ({exc.strerror or describe(exc)}).") from exc
+    except Exception as exc:  # pydicom raises many kinds on broken input
+        raise InputError(f"{name}: truncated or corrupt DICOM file ({describe(exc)}).") from exc
 
 
 def source_name(ds) -> str:
@@ -91,6 +113,8 @@ def check_image(ds, name: str):
             )
     except InputError:
         raise
+    except DeferredValueChanged as exc:
+        raise InputError(str(exc)) from exc
     except Exception as exc:
         raise InputError(f"{name}: truncated or corrupt DICOM file ({describe(exc)}).") from exc
     return ds

@@ -15,7 +15,7 @@ from django.core.files.storage import default_storage
 from django.db import DataError, IntegrityError, transaction
 
 from imaging.dicom.deid import DeidError, date_shift_for, deidentify
-from imaging.dicom.elements import uid_text, value_of
+from imaging.dicom.elements import DeferredValueChanged, uid_text, value_of
 from imaging.dicom.rewrite import encode_file_chunks
 from imaging.dicom.suv import SUVError, earliest_acquisition_datetime, suv_bw_factor
 from imaging.geometry import Grid, SeriesError, grid_from_datasets
@@ -128,6 +128,8 @@ def store_images(*, patient: Patient, datasets: list, source: str, actor=None) -
             chunks = encode_file_chunks(result.dataset)
         except DeidError as exc:  # e.g. burned-in annotation: refused with de-identification's own reason
             raise InputError(f"{source_name(ds)}: {exc}") from exc
+        except DeferredValueChanged as exc:  # a file read from disk (listener, quarantine) changed meanwhile
+            raise InputError(str(exc)) from exc
         except Exception as exc:  # pure code on one file: an element parse let through but nothing can use
             raise InputError(f"{source_name(ds)}: an element cannot be read or rewritten ({describe(exc)}).") from exc
         _require_storable_uids(ds, (uids.sop_class or "", *result.uid_map))
@@ -176,9 +178,11 @@ def store_images(*, patient: Patient, datasets: list, source: str, actor=None) -
             for index, ds in enumerate(plan.datasets)
             if id(ds) not in in_helper
         ]
-        stored_files = written.write_many(
-            [(_storage_path(patient, uids.study, uids.series, uids.instance), chunks) for _, (uids, _, chunks) in mine]
-        )
+        to_write = [(_storage_path(patient, u.study, u.series, u.instance), chunks) for _, (u, _, chunks) in mine]
+        try:
+            stored_files = written.write_many(to_write)
+        except DeferredValueChanged as exc:  # a file read from disk (listener, quarantine) changed meanwhile
+            raise InputError(str(exc)) from exc
         filed = {
             id(ds): _Filed(uids, uid_map, name, digest)
             for (ds, (uids, uid_map, _)), (name, digest) in zip(mine, stored_files, strict=True)

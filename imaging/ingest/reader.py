@@ -1,4 +1,5 @@
-"""Read a DICOM file from bytes: exactly `pydicom.dcmread(io.BytesIO(data))`, faster for the common case.
+"""Read a DICOM file from bytes or by name: exactly `pydicom.dcmread(io.BytesIO(data))` or `dcmread(path)`,
+faster for the common case.
 
 Why: pydicom's reader spends some ten microseconds of Python on each element (a generator, a file read
 per header, a codec lookup per VR), as much as the rest of the import of an image. For a file with a
@@ -10,12 +11,13 @@ dcmread, which also gives the errors for broken files. The tests compare the two
 """
 
 import io
+import os
 import struct
 
 import pydicom
-from pydicom.charset import convert_encodings, default_encoding
-from pydicom.dataelem import RawDataElement, convert_raw_data_element, empty_value_for_VR
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.charset import default_encoding
+from pydicom.dataelem import RawDataElement, empty_value_for_VR
+from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
@@ -51,6 +53,13 @@ class _Fallback(Exception):
     """Not the common case: pydicom reads this file."""
 
 
+class _NeedMore(Exception):
+    """The head of the file read so far does not hold every element the dataset keeps: read all of it."""
+
+
+HEAD = 16 * 1024  # read first: with the large values deferred, it holds every other element (of an image, usually)
+
+
 def read(data: bytes, defer_size: int | None = None):
     """The dataset pydicom.dcmread reads from `data` (raising what it raises), with its `defer_size`: values
     longer than that are left in `data` (value None) and read from it when used, as dcmread leaves them in
@@ -61,62 +70,94 @@ def read(data: bytes, defer_size: int | None = None):
         return pydicom.dcmread(io.BytesIO(data), defer_size=defer_size)
 
 
-def _read(data: bytes, defer_size: int | None = None) -> FileDataset:
+def read_file(path, defer_size: int | None = None):
+    """The dataset `pydicom.dcmread(path, defer_size=defer_size)` reads (raising what it raises).
+
+    Deferred values (the pixel data) stay in the file, as dcmread leaves them there, and are copied from it
+    when the image is written (elements.FileRange): the file's bytes are read once and let go, so an import
+    of many files never holds their pixel data in memory (holding 75 MB of fresh memory for a CT series cost
+    more page faults than parsing it).
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb", buffering=0) as file:
+            status = os.fstat(file.fileno())
+            head = file.read(HEAD) if defer_size is not None else file.readall()
+            try:  # the elements before the pixel data lie in the head of the file: most often, nothing more is read
+                ds = _read(head, defer_size, source=path, size=status.st_size)
+            except _NeedMore:
+                file.seek(0)
+                ds = _read(file.readall(), defer_size, source=path)
+    except Exception:  # _Fallback, or broken input dcmread should judge (and name) itself
+        return pydicom.dcmread(path, defer_size=defer_size)
+    ds.timestamp = status.st_mtime  # of the bytes read (FileDataset took it from a second look at the file)
+    return ds
+
+
+def _read(data: bytes, defer_size: int | None = None, source: str | None = None, size: int | None = None):
+    """The dataset in `data`; with `size`, `data` is the head of a file of that size (_NeedMore where an
+    element the dataset holds, not defers, lies beyond the head)."""
+    size = len(data) if size is None else size
     if pydicom.config.debugging or pydicom.config.data_element_callback is not None or _DEFAULTS is None:
         raise _Fallback("pydicom is configured to look at every element, or its RawDataElement is different")
     if data[_PREAMBLE : _PREAMBLE + 4] != _PREFIX:
         raise _Fallback("no preamble")
-    file_meta, start = _file_meta(data, _PREAMBLE + 4)
-    if start + 2 <= len(data) and data[start : start + 2] == b"\x00\x00":
+    file_meta, start = _file_meta(data, _PREAMBLE + 4, size)
+    if start + 6 > len(data) and len(data) < size:
+        raise _NeedMore("the dataset starts beyond the head")
+    if start + 2 <= size and data[start : start + 2] == b"\x00\x00":
         raise _Fallback("command set elements")
     syntax = file_meta.get("TransferSyntaxUID")  # decoded, as read_partial does
-    if start >= len(data) or syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+    if start >= size or syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
         raise _Fallback("no dataset, or a transfer syntax other than (Ex|Im)plicit VR Little Endian")
     implicit = syntax == ImplicitVRLittleEndian
-    elements, _ = _elements(data, start, implicit, defer_size=defer_size)
-    dataset = _dataset(elements, implicit)
-    fp = io.BytesIO(data)
-    fp.seek(0, io.SEEK_END)
-    ds = FileDataset(fp, dataset, data[:_PREAMBLE], file_meta, implicit, True)  # as read_partial does
-    ds.set_original_encoding(implicit, True, dataset._character_set)
+    elements, _ = _elements(data, start, implicit, defer_size=defer_size, size=size)
+    if source is None:
+        fp = io.BytesIO(data)
+        fp.seek(0, io.SEEK_END)
+    else:
+        fp = source  # a file's name, as dcmread(path) gives its dataset
+    # As read_partial does, minus the Dataset read_dataset builds first: FileDataset takes only its elements.
+    ds = FileDataset(fp, elements, data[:_PREAMBLE], file_meta, implicit, True)
+    ds.set_original_encoding(implicit, True, ds._character_set)
     return ds
 
 
-def _file_meta(data: bytes, start: int) -> tuple[FileMetaDataset, int]:
+def _file_meta(data: bytes, start: int, size: int) -> tuple[FileMetaDataset, int]:
     """pydicom's _read_file_meta_info: the group 2 elements, explicit VR, with the first one decoded."""
-    elements, end = _elements(data, start, False, group=2)
+    elements, end = _elements(data, start, False, group=2, size=size)
     if not elements:
         raise _Fallback("no file meta")
-    file_meta = FileMetaDataset(_dataset(elements, False))
+    file_meta = FileMetaDataset(elements)  # read_dataset's Dataset around them would give only its elements
     file_meta.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
     file_meta[min(elements, key=int)]  # pydicom decodes the first element to test the encoding
     return file_meta, end
 
 
-def _dataset(elements: dict, implicit: bool) -> Dataset:
-    """As read_dataset builds a dataset from its elements."""
-    dataset = Dataset(elements, parent_encoding=default_encoding)
-    encoding = default_encoding
-    if _CHARACTER_SET in elements:
-        encoding = convert_encodings(convert_raw_data_element(elements[BaseTag(_CHARACTER_SET)]).value)
-    dataset.set_original_encoding(implicit, True, encoding)
-    return dataset
-
-
 def _elements(
-    data: bytes, position: int, implicit: bool, group: int | None = None, defer_size: int | None = None
+    data: bytes,
+    position: int,
+    implicit: bool,
+    group: int | None = None,
+    defer_size: int | None = None,
+    size: int | None = None,
 ) -> tuple[dict, int]:
     """pydicom's data_element_generator for little endian data, defined lengths only; with `group`, up to
-    the first element of another group; with `defer_size`, longer values deferred (None) as it defers them.
+    the first element of another group; with `defer_size`, longer values deferred (None) as it defers them;
+    with `size`, `data` is the head of a file of that size (_NeedMore where more of it is needed).
     Returns the elements and where reading stopped."""
     elements: dict = {}
-    end = len(data)
+    available = len(data)
+    end = available if size is None else size
+    whole = available >= end
     first = data[position + 4 : position + 6]
     if len(first) == 2 and (0x40 < first[0] < 0x5B and 0x40 < first[1] < 0x5B) == implicit:
         raise _Fallback("the data is not encoded as its transfer syntax says")  # pydicom warns and switches
     limit = defer_size if defer_size is not None else 0xFFFFFFFF  # no defined length is longer
     tags, new, element_type = _TAGS, tuple.__new__, RawDataElement  # RawDataElement(...), minus a call
     while position + 8 <= end:
+        if not whole and position + 12 > available:
+            raise _NeedMore("an element header beyond the head")
         if group is not None and _GROUP(data, position)[0] != group:
             break  # pydicom's stop_when: the element is left for the next reader
         if implicit:
@@ -143,6 +184,8 @@ def _elements(
         if length > limit and tag != _CHARACTER_SET:
             value = None  # left in the buffer, read when used (also where the file is cut short, as pydicom)
         else:  # a value runs short at the end of a truncated file, as pydicom's read() does
+            if not whole and value_tell + length > available:
+                raise _NeedMore("a value beyond the head")
             value = data[value_tell : value_tell + length] if length else empty_value_for_VR(vr, raw=True)
         position = value_tell + length
         key = tags.get(tag)
