@@ -95,8 +95,26 @@ def value_of(ds, tag: int, default=None):
     if type(element) is RawDataElement and type(element.value) is bytes and default_decoding():
         vr = decoded_vr(element, tag)
         if vr is not None and vr != "SQ":
-            return convert_value(vr, element, _encodings_for(ds, vr))
+            encodings = _encodings_for(ds, vr)
+            charsets = tuple(encodings) if isinstance(encodings, list) else encodings
+            key = (vr, element.value, element.is_little_endian, charsets)
+            value = _CONVERTED.get(key)
+            if value is None:
+                value = convert_value(vr, element, encodings)
+                if type(value) in _SHAREABLE:
+                    if len(_CONVERTED) >= _CONVERTED_MAX:
+                        _CONVERTED.clear()
+                    _CONVERTED[key] = value
+            return value
     return ds[tag].value
+
+
+# Values converted before, by (VR, bytes, byte order, character sets): the same Rows, Modality or PatientID
+# recur in every image of a series, and pydicom's converter costs some ten microseconds a value. Only
+# immutable plain values are shared between datasets.
+_CONVERTED: dict = {}
+_CONVERTED_MAX = 4096
+_SHAREABLE = frozenset({str, int, float})
 
 
 def _encodings_for(ds, vr: str):

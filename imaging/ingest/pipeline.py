@@ -30,6 +30,7 @@ from .files import StoredFiles
 from .helper import Helper, can_fork
 from .identity import seal_identity
 from .parse import IMAGE_MODALITIES, MODALITY, InputError, describe, source_name
+from .rows import insert_rows
 
 log = logging.getLogger(__name__)
 SERIES_INSTANCE_UID = 0x0020000E
@@ -262,19 +263,23 @@ def _commit_rows(patient, plans, filed: dict, identity, source) -> list[Series]:
             manifest_sha256=hashlib.sha256("".join(row.sha256 for row in rows).encode()).hexdigest(),
         )
         series.save()
-        Instance.objects.bulk_create(
-            Instance(series=series, sop_instance_uid=row.uids.instance, sop_class_uid=row.uids.sop_class,
-                     slice_index=index, file=row.name, sha256=row.sha256,
-                     suv_factor=plan.suv_factors[index] if plan.suv_factors else None)
-            for index, row in enumerate(rows)
-        )  # fmt: skip
+        insert_rows(Instance, {
+            "series": [series.pk] * len(rows),
+            "sop_instance_uid": [row.uids.instance for row in rows],
+            "sop_class_uid": [row.uids.sop_class for row in rows],
+            "slice_index": list(range(len(rows))),
+            "file": [row.name for row in rows],
+            "sha256": [row.sha256 for row in rows],
+            "suv_factor": [float(f) for f in plan.suv_factors] if plan.suv_factors else [None] * len(rows),
+        })  # fmt: skip
         stored.append(series)
         for row in rows:
             uid_map.update(row.uid_map)
-    UidMapping.objects.bulk_create(
-        [UidMapping(patient=patient, pseudonymous_uid=new, original_uid=old) for old, new in uid_map.items()],
-        ignore_conflicts=True,
-    )
+    insert_rows(UidMapping, {
+        "patient": [patient.pk] * len(uid_map),
+        "pseudonymous_uid": list(uid_map.values()),
+        "original_uid": list(uid_map),
+    }, ignore_conflicts=True)  # fmt: skip
     return stored
 
 

@@ -3,12 +3,14 @@ dcmread's dataset, the pixel data stays in the file until it is stored (FileRang
 between reading and storing is refused without storing anything."""
 
 import copy
+import hashlib
 import io
 import os
 from pathlib import Path
 
 import pydicom
 import pytest
+from django.core.files.storage import FileSystemStorage
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -119,15 +121,9 @@ def test_pixel_data_is_copied_from_the_file_into_the_stored_file(tmp_path, synta
     assert len(ranges) == 1 and ranges[0].path == str(path) and len(ranges[0]) == 128 * 1024
     expected = encode_with_pydicom(_deid(pydicom.dcmread(io.BytesIO(path.read_bytes()))))
     assert encode_file(ds) == expected
-    files = StoredFiles(_storage(tmp_path))
+    files = StoredFiles(FileSystemStorage(location=tmp_path / "store"))
     name, digest = files.write("dicom/a.dcm", chunks)
-    assert (tmp_path / "store" / name).read_bytes() == expected
-
-
-def _storage(tmp_path):
-    from django.core.files.storage import FileSystemStorage
-
-    return FileSystemStorage(location=tmp_path / "store")
+    assert (tmp_path / "store" / name).read_bytes() == expected and digest == hashlib.sha256(expected).hexdigest()
 
 
 def test_a_file_modified_after_it_was_read_is_refused_before_and_while_it_is_copied(tmp_path):
