@@ -279,7 +279,19 @@ def _stored_text(ds: Dataset, tag: int, text: str, codecs: list[str] | None) -> 
     vr = decoded_vr(element, tag) if element is not None else dictionary_VR(tag)
     if codecs is None or vr not in ("PN", "LO", "SH"):
         return False
-    return _store(ds, tag, vr, PersonName(text) if vr == "PN" else text, codecs, ds.original_encoding[0])
+    element = _text_element(int(tag), vr, text, tuple(codecs), ds.original_encoding[0])
+    if element is None:
+        return False
+    ds._dict[element.tag] = element
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def _text_element(tag: int, vr: str, text: str, codecs: tuple[str, ...], implicit: bool) -> RawDataElement | None:
+    """The raw element _store would make for the pseudonym: the same for every image of an import, so made
+    once (raw elements are immutable: datasets can share them)."""
+    data = encode_value(vr, PersonName(text) if vr == "PN" else text, list(codecs))
+    return None if data is None else raw(Tag(tag), vr, data, implicit=implicit)
 
 
 def _store(ds: Dataset, tag: int, vr: str, value, codecs: list[str], implicit: bool) -> bool:
@@ -460,16 +472,29 @@ _RECORD_TAGS = (*(tag for tag, _, _ in _RECORD), _METHOD_CODE_SEQUENCE)
 
 def _record_method(ds: Dataset, codecs: list[str] | None) -> None:
     if codecs is not None and not any(tag in ds._dict for tag in _RECORD_TAGS):
-        implicit = ds.original_encoding[0]
-        if all(_store(ds, tag, vr, value, codecs, implicit) for tag, vr, value in _RECORD):
-            ds._dict[Tag(_METHOD_CODE_SEQUENCE)] = raw(
-                Tag(_METHOD_CODE_SEQUENCE), "SQ", _method_code_items(implicit), implicit=implicit
-            )
+        record = _method_record(tuple(codecs), ds.original_encoding[0])
+        if record is not None:
+            ds._dict.update(record)
             return
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = list(DEIDENTIFICATION_METHOD)
     ds.DeidentificationMethodCodeSequence = _method_codes()
     ds.LongitudinalTemporalInformationModified = "MODIFIED"
+
+
+@functools.lru_cache(maxsize=64)
+def _method_record(codecs: tuple[str, ...], implicit: bool) -> tuple[tuple[BaseTag, RawDataElement], ...] | None:
+    """The record of what was done, as the raw elements _store would make: the same for every image, so made
+    once. None where a value does not encode plainly (the caller then sets them through pydicom)."""
+    record = []
+    for tag, vr, value in _RECORD:
+        data = encode_value(vr, value, list(codecs))
+        if data is None:
+            return None
+        record.append((Tag(tag), raw(Tag(tag), vr, data, implicit=implicit)))
+    sequence = Tag(_METHOD_CODE_SEQUENCE)
+    record.append((sequence, raw(sequence, "SQ", _method_code_items(implicit), implicit=implicit)))
+    return tuple(record)
 
 
 def _method_codes() -> list[Dataset]:
