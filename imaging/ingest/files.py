@@ -16,6 +16,7 @@ for long and the two cores share the hashing and copying.
 
 import contextlib
 import hashlib
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -53,11 +54,14 @@ class StoredFiles:
 
         A chunk may be a FileRange (a value left in the file it was read from): it is read into this thread's
         scratch buffer, hashed and written from there."""
+        return self._write(name, chunks, None)
+
+    def _write(self, name: str, chunks: list, path: str | None) -> tuple[str, str]:
         chunks = _in_memory(chunks)
         digest = hashlib.sha256()
         for chunk in chunks:
             digest.update(chunk)
-        saved = self._write_direct(name, chunks) if self._direct and _plain(name) else None
+        saved = self._write_direct(name, chunks, path) if self._direct and _plain(name) else None
         if saved is None:
             saved = self.storage.save(name, ContentFile(b"".join(chunks)))
             self.names.append(saved)
@@ -66,30 +70,30 @@ class StoredFiles:
         return saved, digest.hexdigest()
 
     def write_many(self, items: list[tuple[str, list[bytes]]]) -> list[tuple[str, str]]:
-        """`write` for each (name, chunks), in order; files on the local disk are written on two threads."""
+        """`write` for each (name, chunks), in order; files on the local disk are written on two threads, each
+        taking the next file when it is free (a file system that stalls one thread does not hold the other)."""
         if not self._direct or len(items) < PARALLEL_MIN_FILES:
             return [self.write(name, chunks) for name, chunks in items]
-        for name, _ in items:  # directories first, so the threads never race to make one
-            if _plain(name):
-                self._make_directory(os.path.dirname(self.storage.path(name)))
+        paths = [self.storage.path(name) if _plain(name) else None for name, _ in items]  # safe_join once
+        for path in paths:  # directories first, so the threads never race to make one
+            if path is not None:
+                self._make_directory(os.path.dirname(path))
         results: list = [None] * len(items)
         failures: list[BaseException] = []
+        order = itertools.count()  # the next file to write, for whichever thread is free (next() is atomic)
 
-        def write_range(start: int, stop: int) -> None:
+        def write_next() -> None:
             try:
-                for index in range(start, stop):
-                    if failures:
-                        return
-                    results[index] = self.write(*items[index])
+                while not failures and (index := next(order)) < len(items):
+                    results[index] = self._write(*items[index], paths[index])
             except BaseException as exc:  # re-raised on the calling thread; discard() removes what was written
                 failures.append(exc)
 
-        half = len(items) // 2
-        other = threading.Thread(target=write_range, args=(half, len(items)), name="ingest-writer", daemon=True)
+        other = threading.Thread(target=write_next, name="ingest-writer", daemon=True)
         self._writer = other  # discard() waits for it, should this thread be interrupted while it writes
         other.start()
         try:
-            write_range(0, half)
+            write_next()
         finally:
             other.join()
         if failures:
@@ -108,9 +112,10 @@ class StoredFiles:
             self.storage.delete(name)
         self.names.clear()
 
-    def _write_direct(self, name: str, chunks: list[bytes]) -> str | None:
-        path = self.storage.path(name)  # safe_join: refuses names outside the storage root
-        self._make_directory(os.path.dirname(path))
+    def _write_direct(self, name: str, chunks: list[bytes], path: str | None) -> str | None:
+        if path is None:
+            path = self.storage.path(name)  # safe_join: refuses names outside the storage root
+            self._make_directory(os.path.dirname(path))
         if self._on_create is not None:
             self._on_create(name)
         try:

@@ -5,6 +5,7 @@ import hashlib
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -85,10 +86,14 @@ def test_write_many_writes_every_file_on_two_threads_in_order(tmp_path, monkeypa
     storage = FileSystemStorage(location=tmp_path / "store")
     files = StoredFiles(storage)
     threads = set()
-    real_write = StoredFiles.write
-    monkeypatch.setattr(
-        StoredFiles, "write", lambda self, *a: threads.add(threading.get_ident()) or real_write(self, *a)
-    )
+    real_write = StoredFiles._write
+
+    def noting(self, *args):
+        threads.add(threading.get_ident())
+        time.sleep(0.002)  # lets the other thread take the next file (as the disk's system calls do)
+        return real_write(self, *args)
+
+    monkeypatch.setattr(StoredFiles, "_write", noting)
     items = [(f"dicom/P/{n % 3}/{n}.dcm", [b"head", bytes([n]) * 5000]) for n in range(40)]
     results = files.write_many(items)
     assert len(threads) == 2
@@ -101,14 +106,14 @@ def test_write_many_writes_every_file_on_two_threads_in_order(tmp_path, monkeypa
 def test_a_failed_write_on_either_thread_is_raised_and_discard_removes_the_rest(tmp_path, monkeypatch):
     storage = FileSystemStorage(location=tmp_path / "store")
     files = StoredFiles(storage)
-    real_write = StoredFiles.write
+    real_write = StoredFiles._write
 
-    def failing(self, name, chunks):
-        if name.endswith("/35.dcm"):  # in the second thread's half
+    def failing(self, name, chunks, path):
+        if name.endswith("/35.dcm"):  # on whichever thread takes it
             raise OSError("disk full")
-        return real_write(self, name, chunks)
+        return real_write(self, name, chunks, path)
 
-    monkeypatch.setattr(StoredFiles, "write", failing)
+    monkeypatch.setattr(StoredFiles, "_write", failing)
     with pytest.raises(OSError, match="disk full"):
         files.write_many([(f"dicom/P/{n}.dcm", [b"x" * 100]) for n in range(40)])
     assert files.names
