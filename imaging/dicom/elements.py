@@ -101,7 +101,7 @@ def value_of(ds, tag: int, default=None):
             value = _CONVERTED.get(key)
             if value is None:
                 value = convert_value(vr, element, encodings)
-                if type(value) in _SHAREABLE:
+                if type(value) in _SHAREABLE and len(element.value) <= _CONVERTED_BYTES:
                     if len(_CONVERTED) >= _CONVERTED_MAX:
                         _CONVERTED.clear()
                     _CONVERTED[key] = value
@@ -114,6 +114,7 @@ def value_of(ds, tag: int, default=None):
 # immutable plain values are shared between datasets.
 _CONVERTED: dict = {}
 _CONVERTED_MAX = 4096
+_CONVERTED_BYTES = 256  # short values only: the cache never holds a long text
 _SHAREABLE = frozenset({str, int, float})
 
 
