@@ -94,6 +94,18 @@ def test_value_of_reads_without_decoding_into_the_dataset():
     assert value_of(ds, 0x00189999, "absent") == "absent"
 
 
+def test_a_value_read_again_from_the_same_bytes_is_decoded_with_each_datasets_character_set():
+    """value_of reuses values converted before: the same bytes under another character set decode anew."""
+    latin, greek = ct_series()[0], ct_series()[0]
+    latin.SpecificCharacterSet, greek.SpecificCharacterSet = "ISO_IR 100", "ISO_IR 126"
+    latin.InstitutionName, greek.InstitutionName = "\xe1\xe2", "\u03b1\u03b2"  # the same two bytes, 0xE1 0xE2
+    first, second = _read(latin, ExplicitVRLittleEndian), _read(greek, ExplicitVRLittleEndian)
+    assert first._dict[0x00080080].value == second._dict[0x00080080].value == b"\xe1\xe2"
+    for _ in range(2):  # the second round is answered from what the first converted
+        assert value_of(first, 0x00080080) == "\xe1\xe2" and value_of(second, 0x00080080) == "\u03b1\u03b2"
+        assert value_of(first, 0x00280010) == value_of(second, 0x00280010) == first.Rows
+
+
 def _read(ds, syntax):
     ds.file_meta.TransferSyntaxUID = syntax
     buffer = io.BytesIO()
