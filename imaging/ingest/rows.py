@@ -31,7 +31,9 @@ def insert_rows(model, columns: dict[str, list], *, ignore_conflicts: bool = Fal
         return
     quote = connection.ops.quote_name
     targets = ", ".join(quote(field.column) for field in fields)
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    # Cast to the bare type (varchar, not varchar(64)), as Django does: an explicit cast to varchar(64) would
+    # cut a longer value silently, where storing it into the column refuses it (DataError).
+    arrays = ", ".join(f"%s::{field.db_type(connection).split('(')[0]}[]" for field in fields)
     conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({targets}) SELECT * FROM UNNEST({arrays}){conflict}"  # noqa: S608
     with connection.cursor() as cursor:

@@ -1,7 +1,7 @@
 """imaging/ingest/rows.py: an import's rows in one statement on PostgreSQL, bulk_create elsewhere; the same rows."""
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 
 from imaging.ingest import rows as rows_module
 from imaging.ingest.rows import insert_rows
@@ -65,6 +65,14 @@ def test_conflicts_are_skipped_only_when_asked_and_otherwise_refused_whole(world
     with pytest.raises(IntegrityError), transaction.atomic():
         insert_rows(Instance, _columns(series, uids=("2.25.21", "2.25.20")))  # the second is stored already
     assert list(Instance.objects.values_list("sop_instance_uid", flat=True)) == ["2.25.20"]
+
+
+@pytest.mark.django_db
+def test_a_value_longer_than_its_column_is_refused_not_cut(world):
+    patient = phantom_patient(world)
+    with pytest.raises(DataError), transaction.atomic():
+        insert_rows(UidMapping, {"patient": [patient.pk], "pseudonymous_uid": ["2.25.9"], "original_uid": ["1." * 40]})
+    assert not UidMapping.objects.exists()
 
 
 def test_every_field_must_be_given_in_lists_of_one_length():
