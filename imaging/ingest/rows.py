@@ -3,8 +3,9 @@
 Why: Django's bulk_create builds a model object for every row and prepares every field value in Python
 (some 45 µs a row: 14 ms of a 150-slice import, a tenth of it), though these values are plain already
 (text, whole numbers, a stored file's name, a key). On PostgreSQL they go in as one array per column
-(`INSERT … SELECT FROM UNNEST(…)`, the statement Django itself sends for bulk_create there), cast to each
-column's own type; on other databases (the demo's SQLite) through bulk_create as before.
+(`INSERT … SELECT FROM UNNEST(…)`, the statement Django itself sends for bulk_create there), each array cast
+to its column's type without the length (a value too long for its column is refused, not cut); on other
+databases (the demo's SQLite) through bulk_create as before.
 """
 
 from django.db import connection
