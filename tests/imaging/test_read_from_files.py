@@ -14,7 +14,6 @@ from django.core.files.storage import FileSystemStorage
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from imaging.dicom.deid import deidentify
 from imaging.dicom.elements import DeferredValueChanged, FileRange, deferred_value
 from imaging.dicom.rewrite import encode_file, encode_file_chunks, encode_with_pydicom
 from imaging.ingest import parse, pipeline
@@ -23,12 +22,18 @@ from imaging.ingest.parse import InputError, parse_file, parse_payload
 from imaging.ingest.payloads import Payload
 from imaging.ingest.reader import HEAD, read_file
 from imaging.models import Instance, Series, UidMapping
-from tests.imaging.helpers import phantom_patient, stored_files
+from tests.imaging.helpers import (
+    assert_same_as_dcmread,
+    deidentified,
+    forget_import,
+    phantom_paths,
+    phantom_patient,
+    stored_files,
+    stored_instances,
+)
 from tests.imaging.synthetic_pet import ct_series, pet_series, rt_structure_set
 
 PIXEL_DATA = 0x7FE00010
-ATTRIBUTES = ("preamble", "is_implicit_VR", "is_little_endian", "original_encoding", "original_character_set",
-              "filename", "fileobj_type", "timestamp", "buffer", "_parent_encoding")  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -51,18 +56,6 @@ def _large_ct() -> Dataset:
     return ds
 
 
-def _assert_same(ours: Dataset, theirs: Dataset) -> None:
-    assert ours._dict == theirs._dict  # RawDataElements: tag, VR, length, value (None where deferred), offset
-    assert ours.file_meta._dict == theirs.file_meta._dict
-    assert set(vars(ours)) == set(vars(theirs))
-    for name in ATTRIBUTES:
-        assert getattr(ours, name) == getattr(theirs, name), name
-
-
-def _deid(ds):
-    return deidentify(ds, pseudonym="CT-HN-0042", salt=bytes(range(32)), date_shift_days=-123, copy_input=False).dataset
-
-
 def _sources():
     ct = ct_series()
     for name, ds in (("ct", _large_ct()), ("pet", pet_series()[0]), ("rtstruct", rt_structure_set(ct))):
@@ -75,8 +68,8 @@ def _sources():
 def test_read_file_gives_the_dataset_dcmread_reads_from_the_file(tmp_path, source, syntax, defer_size):
     path = _file(tmp_path, source, syntax)
     ours, theirs = read_file(path, defer_size=defer_size), pydicom.dcmread(path, defer_size=defer_size)
-    _assert_same(ours, theirs)
-    assert ours.filename == str(path) and ours.buffer is None, "deferred values are read from the file by name"
+    assert_same_as_dcmread(ours, theirs)
+    assert ours.filename == str(path) and ours.buffer is theirs.buffer is None, "deferred values are read by name"
     assert ours == pydicom.dcmread(path), "and it reads as the whole file when used"
 
 
@@ -87,14 +80,14 @@ def test_a_value_kept_in_the_dataset_beyond_the_head_of_the_file_is_read_too(tmp
     ours = read_file(path, defer_size=parse.DEFER_SIZE)
     assert HEAD < 40 * 1024 < parse.DEFER_SIZE
     assert ours._dict[0x00091010].value == bytes(range(256)) * 160 and ours._dict[PIXEL_DATA].value is None
-    _assert_same(ours, pydicom.dcmread(path, defer_size=parse.DEFER_SIZE))
+    assert_same_as_dcmread(ours, pydicom.dcmread(path, defer_size=parse.DEFER_SIZE))
 
 
 @pytest.mark.parametrize("cut", [7, 5000, 100_000])
 def test_a_truncated_file_reads_as_dcmread_reads_it(tmp_path, cut):
     path = _file(tmp_path, _large_ct())
     path.write_bytes(path.read_bytes()[:-cut])
-    _assert_same(read_file(path, defer_size=1024), pydicom.dcmread(path, defer_size=1024))
+    assert_same_as_dcmread(read_file(path, defer_size=1024), pydicom.dcmread(path, defer_size=1024))
     with pytest.raises(InputError, match="pixel data is truncated"):
         parse_file(path)
 
@@ -114,12 +107,12 @@ def test_not_a_dicom_file_is_refused_as_an_upload_is(tmp_path):
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
 def test_pixel_data_is_copied_from_the_file_into_the_stored_file(tmp_path, syntax):
     path = _file(tmp_path, _large_ct(), syntax)
-    ds = _deid(parse_file(path))
+    ds = deidentified(parse_file(path))
     assert ds._dict[PIXEL_DATA].value is None and ds.buffer is None, "the dataset holds no pixel data"
     chunks = encode_file_chunks(ds)
     ranges = [chunk for chunk in chunks if isinstance(chunk, FileRange)]
     assert len(ranges) == 1 and ranges[0].path == str(path) and len(ranges[0]) == 128 * 1024
-    expected = encode_with_pydicom(_deid(pydicom.dcmread(io.BytesIO(path.read_bytes()))))
+    expected = encode_with_pydicom(deidentified(pydicom.dcmread(io.BytesIO(path.read_bytes()))))
     assert encode_file(ds) == expected
     files = StoredFiles(FileSystemStorage(location=tmp_path / "store"))
     name, digest = files.write("dicom/a.dcm", chunks)
@@ -157,36 +150,19 @@ def test_an_element_header_no_longer_where_it_was_is_refused_when_copied(tmp_pat
 # The pipeline
 
 
-def _paths(phantom) -> list[Path]:
-    return [*sorted(phantom.ct_dir.glob("*.dcm")), *sorted(phantom.pet_dir.glob("*.dcm"))]
-
-
-def _stored() -> dict:
-    return {row.sop_instance_uid: (row.sha256, row.slice_index, Path(row.file.path).read_bytes())
-            for row in Instance.objects.all()}  # fmt: skip
-
-
-def _forget_import() -> None:
-    for instance in Instance.objects.all():
-        instance.file.delete(save=False)
-    Instance.objects.all().delete()
-    UidMapping.objects.all().delete()
-    Series.objects.all().delete()
-
-
 @pytest.mark.django_db
 def test_files_read_from_disk_are_stored_exactly_as_the_same_bytes_uploaded(world, small_phantom, monkeypatch):
     monkeypatch.setattr(parse, "DEFER_SIZE", 1024)  # the small phantom's images, deferred as full-size ones are
     patient = phantom_patient(world)
-    uploaded = [parse_payload(Payload(path.name, path.read_bytes())) for path in _paths(small_phantom)]
+    uploaded = [parse_payload(Payload(path.name, path.read_bytes())) for path in phantom_paths(small_phantom)]
     pipeline.store_images(patient=patient, datasets=uploaded, source="upload")
-    expected, mappings = _stored(), set(UidMapping.objects.values_list("original_uid", "pseudonymous_uid"))
-    _forget_import()
+    expected, mappings = stored_instances(), set(UidMapping.objects.values_list("original_uid", "pseudonymous_uid"))
+    forget_import()
 
-    datasets = [parse_file(path) for path in _paths(small_phantom)]
+    datasets = [parse_file(path) for path in phantom_paths(small_phantom)]
     assert all(ds._dict[PIXEL_DATA].value is None and ds.buffer is None for ds in datasets)
     pipeline.store_images(patient=patient, datasets=datasets, source="dicom")
-    assert _stored() == expected and len(expected) == len(datasets)
+    assert stored_instances() == expected and len(expected) == len(datasets)
     assert set(UidMapping.objects.values_list("original_uid", "pseudonymous_uid")) == mappings
 
 

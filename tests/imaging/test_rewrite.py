@@ -18,12 +18,10 @@ from pydicom.uid import (
     JPEGBaseline8Bit,
 )
 
-from imaging.dicom.deid import deidentify
 from imaging.dicom.elements import deferred_value
 from imaging.dicom.rewrite import Unsupported, encode_file, encode_file_fast, encode_with_pydicom
+from tests.imaging.helpers import deidentified as _deid
 from tests.imaging.synthetic_pet import ct_series, pet_series, rt_structure_set
-
-SALT = bytes(range(32))
 
 
 def _bytes(ds, syntax=None) -> bytes:
@@ -44,10 +42,6 @@ def _both(data: bytes, change=lambda ds: ds) -> tuple[bytes, bytes]:
     """(fast path, pydicom) encodings of the same file read twice and changed the same way."""
     fast = b"".join(encode_file_fast(change(_read(data))))
     return fast, encode_with_pydicom(change(_read(data)))
-
-
-def _deid(ds):
-    return deidentify(ds, pseudonym="CT-HN-0042", salt=SALT, date_shift_days=-123, copy_input=False).dataset
 
 
 def _sources():

@@ -20,8 +20,8 @@ from imaging.ingest.files import StoredFiles
 from imaging.ingest.helper import Helper, HelperError
 from imaging.ingest.parse import parse_payload
 from imaging.ingest.payloads import Payload
-from imaging.models import Instance, Series, Study, UidMapping
-from tests.imaging.helpers import phantom_patient, stored_files
+from imaging.models import Instance, Series, UidMapping
+from tests.imaging.helpers import forget_import, phantom_paths, phantom_patient, stored_files, stored_instances
 
 _IDLE_PROCESSOR = helper_module._idle_processor
 
@@ -205,22 +205,7 @@ def test_no_helper_where_forking_is_unsafe_or_the_machine_busy(monkeypatch):
 
 
 def _datasets(phantom):
-    paths = [*sorted(phantom.ct_dir.glob("*.dcm")), *sorted(phantom.pet_dir.glob("*.dcm"))]
-    return [parse_payload(Payload(path.name, path.read_bytes())) for path in paths]
-
-
-def _stored():
-    rows = Instance.objects.all()
-    return {row.sop_instance_uid: (row.sha256, row.slice_index, Path(row.file.path).read_bytes()) for row in rows}
-
-
-def _forget_import():
-    for instance in Instance.objects.all():
-        instance.file.delete(save=False)
-    Instance.objects.all().delete()
-    UidMapping.objects.all().delete()
-    Series.objects.all().delete()
-    Study.objects.all().delete()
+    return [parse_payload(Payload(path.name, path.read_bytes())) for path in phantom_paths(phantom)]
 
 
 @pytest.fixture
@@ -244,13 +229,13 @@ def test_a_helper_stores_exactly_what_one_process_stores(world, small_phantom, s
     patient = phantom_patient(world)
     settings.IMAGING_INGEST_HELPER_PROCESS = False
     pipeline.store_images(patient=patient, datasets=_datasets(small_phantom), source="upload")
-    alone, mappings = _stored(), set(UidMapping.objects.values_list("original_uid", "pseudonymous_uid"))
-    _forget_import()
+    alone, mappings = stored_instances(), set(UidMapping.objects.values_list("original_uid", "pseudonymous_uid"))
+    forget_import()
 
     settings.IMAGING_INGEST_HELPER_PROCESS = True
     pipeline.store_images(patient=patient, datasets=_datasets(small_phantom), source="upload")
     assert any(helper is not None for helper in helpers_started), "the helper process was used"
-    assert _stored() == alone
+    assert stored_instances() == alone
     assert set(UidMapping.objects.values_list("original_uid", "pseudonymous_uid")) == mappings
 
 

@@ -15,10 +15,8 @@ from pydicom.uid import (
 )
 
 from imaging.ingest.reader import _Fallback, _read, read
+from tests.imaging.helpers import assert_same_as_dcmread
 from tests.imaging.synthetic_pet import ct_series, pet_series, rt_structure_set
-
-ATTRIBUTES = ("preamble", "is_implicit_VR", "is_little_endian", "original_encoding", "original_character_set",
-              "filename", "fileobj_type", "timestamp", "_parent_encoding")  # fmt: skip
 
 
 def _bytes(ds, syntax) -> bytes:
@@ -28,14 +26,6 @@ def _bytes(ds, syntax) -> bytes:
     ds.save_as(buffer, enforce_file_format=True, implicit_vr=syntax.is_implicit_VR,
                little_endian=syntax.is_little_endian)  # fmt: skip
     return buffer.getvalue()
-
-
-def _assert_same(ours: Dataset, theirs: Dataset) -> None:
-    assert ours._dict == theirs._dict  # RawDataElements: tag, VR, length, value, offset, encoding
-    assert ours.file_meta._dict == theirs.file_meta._dict
-    assert set(vars(ours)) == set(vars(theirs))
-    for name in ATTRIBUTES:
-        assert getattr(ours, name) == getattr(theirs, name), name
 
 
 def _sources():
@@ -48,8 +38,8 @@ def _sources():
 @pytest.mark.parametrize(("source", "syntax"), list(_sources()))
 def test_the_fast_reader_gives_dcmreads_dataset(source, syntax):
     data = _bytes(source, syntax)
-    _assert_same(_read(data), pydicom.dcmread(io.BytesIO(data)))  # nested sequences stay raw, as in dcmread
-    _assert_same(read(data), pydicom.dcmread(io.BytesIO(data)))
+    assert_same_as_dcmread(_read(data), pydicom.dcmread(io.BytesIO(data)))  # nested sequences stay raw, as in dcmread
+    assert_same_as_dcmread(read(data), pydicom.dcmread(io.BytesIO(data)))
 
 
 @pytest.mark.parametrize(("source", "syntax"), list(_sources()))
@@ -57,7 +47,7 @@ def test_the_fast_reader_gives_dcmreads_dataset(source, syntax):
 def test_deferred_values_are_left_as_dcmread_leaves_them(source, syntax, defer_size):
     data = _bytes(source, syntax)
     ours, theirs = read(data, defer_size=defer_size), pydicom.dcmread(io.BytesIO(data), defer_size=defer_size)
-    _assert_same(ours, theirs)
+    assert_same_as_dcmread(ours, theirs)
     assert defer_size > 16 or any(element.value is None for element in ours._dict.values()), "some were deferred"
     assert ours == pydicom.dcmread(io.BytesIO(data)), "and reads as the whole file when used"
 
@@ -66,7 +56,7 @@ def test_deferred_values_are_left_as_dcmread_leaves_them(source, syntax, defer_s
 def test_a_truncated_file_read_deferred_reads_as_dcmread_reads_it(cut):
     data = _bytes(ct_series()[0], ExplicitVRLittleEndian)
     data = data[: len(data) - cut] if cut < len(data) else data
-    _assert_same(read(data, defer_size=1024), pydicom.dcmread(io.BytesIO(data), defer_size=1024))
+    assert_same_as_dcmread(read(data, defer_size=1024), pydicom.dcmread(io.BytesIO(data), defer_size=1024))
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
@@ -78,22 +68,22 @@ def test_a_sequence_of_undefined_length_goes_to_dcmread(syntax):
     data = _bytes(ds, syntax)
     with pytest.raises(_Fallback):
         _read(data)
-    _assert_same(read(data), pydicom.dcmread(io.BytesIO(data)))
+    assert_same_as_dcmread(read(data), pydicom.dcmread(io.BytesIO(data)))
 
 
 def test_phantom_files_read_as_dcmread_reads_them(small_phantom):
     for path in [*sorted(small_phantom.ct_dir.glob("*.dcm"))[:3], *sorted(small_phantom.pet_dir.glob("*.dcm"))[:3]]:
         data = path.read_bytes()
-        _assert_same(_read(data), pydicom.dcmread(io.BytesIO(data)))
+        assert_same_as_dcmread(_read(data), pydicom.dcmread(io.BytesIO(data)))
     data = small_phantom.rtstruct.read_bytes()
-    _assert_same(read(data), pydicom.dcmread(io.BytesIO(data)))
+    assert_same_as_dcmread(read(data), pydicom.dcmread(io.BytesIO(data)))
 
 
 @pytest.mark.parametrize("cut", [5000, 100_000, 7])
 def test_a_truncated_file_reads_as_dcmread_reads_it(cut):
     data = _bytes(ct_series()[0], ExplicitVRLittleEndian)
     data = data[: len(data) - cut] if cut < len(data) else data
-    _assert_same(read(data), pydicom.dcmread(io.BytesIO(data)))
+    assert_same_as_dcmread(read(data), pydicom.dcmread(io.BytesIO(data)))
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian])
@@ -101,7 +91,7 @@ def test_other_transfer_syntaxes_go_to_dcmread(syntax):
     data = _bytes(ct_series()[0], syntax)
     with pytest.raises(_Fallback):
         _read(data)
-    _assert_same(read(data), pydicom.dcmread(io.BytesIO(data)))
+    assert_same_as_dcmread(read(data), pydicom.dcmread(io.BytesIO(data)))
 
 
 def test_an_unknown_vr_goes_to_dcmread():
@@ -110,7 +100,7 @@ def test_an_unknown_vr_goes_to_dcmread():
     data[position + 4 : position + 6] = b"QQ"
     with pytest.raises(_Fallback):
         _read(bytes(data))
-    _assert_same(read(bytes(data)), pydicom.dcmread(io.BytesIO(bytes(data))))
+    assert_same_as_dcmread(read(bytes(data)), pydicom.dcmread(io.BytesIO(bytes(data))))
 
 
 def test_what_dcmread_refuses_is_refused_the_same_way():
