@@ -86,8 +86,7 @@ def read_file(path, defer_size: int | None = None):
             try:  # the elements before the pixel data lie in the head of the file: most often, nothing more is read
                 ds = _read(head, defer_size, source=path, size=status.st_size)
             except _NeedMore:
-                file.seek(0)
-                ds = _read(file.readall(), defer_size, source=path)
+                ds = _read(head + file.readall(), defer_size, source=path)  # the rest after the head
     except Exception:  # _Fallback, or broken input dcmread should judge (and name) itself
         return pydicom.dcmread(path, defer_size=defer_size)
     ds.timestamp = status.st_mtime  # of the bytes read (FileDataset took it from a second look at the file)
